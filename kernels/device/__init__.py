@@ -1,0 +1,1 @@
+"""Pure scalar physics functions: maths only, no decorators, no allocation."""

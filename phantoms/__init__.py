@@ -1,0 +1,1 @@
+"""Built-in phantom specifications (TOML), installed as simsbrt.builtin_phantoms."""

@@ -1,0 +1,55 @@
+"""The ``simsbrt`` command. Each command family lives in its own module with ``register(subparsers)``."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import sys
+
+import simsbrt
+from simsbrt.errors import SimsbrtError
+
+# Modules that add subcommands; each defines register(subparsers) and sets func on its parsers.
+COMMAND_MODULES = (
+    "simsbrt.cli_info",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="simsbrt",
+        description="Planning simulator for dose-escalated spine SBRT (simultaneous integrated boost).",
+    )
+    parser.add_argument("--version", action="version", version=f"simsbrt {simsbrt.__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what is chosen and why")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def print_json(obj) -> None:
+    json.dump(obj, sys.stdout, indent=2, sort_keys=False)
+    sys.stdout.write("\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except SimsbrtError as exc:
+        print(f"simsbrt: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("simsbrt: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

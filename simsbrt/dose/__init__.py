@@ -1,0 +1,1 @@
+"""simsbrt.dose"""

@@ -1,0 +1,24 @@
+"""Exceptions that carry a message a physicist can act on."""
+
+
+class SimsbrtError(Exception):
+    """Base class for every error simsbrt raises on purpose."""
+
+
+class SpecError(SimsbrtError, ValueError):
+    """A specification (TOML, CLI argument) is malformed; the message names the field."""
+
+    def __init__(self, field: str, problem: str, source: str | None = None):
+        self.field = field
+        self.problem = problem
+        self.source = source
+        where = f"{source}: " if source else ""
+        super().__init__(f"{where}{field}: {problem}")
+
+
+class BackendUnavailableError(SimsbrtError, RuntimeError):
+    """An explicitly requested backend cannot run on this machine."""
+
+
+class SchemaError(SimsbrtError, ValueError):
+    """A results file is of an unknown or newer schema, or is incomplete."""
