@@ -11,6 +11,7 @@ except PackageNotFoundError:  # running from a source tree that was not installe
     __version__ = "0.0.0+unknown"
 
 from simsbrt.errors import SimsbrtError, SpecError  # noqa: E402
+from simsbrt.evaluate.radiobiology import bed, eqd2, isoeffective_total_gy  # noqa: E402
 from simsbrt.grid import Grid  # noqa: E402
 
-__all__ = ["__version__", "Grid", "SimsbrtError", "SpecError"]
+__all__ = ["__version__", "Grid", "SimsbrtError", "SpecError", "bed", "eqd2", "isoeffective_total_gy"]

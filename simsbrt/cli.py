@@ -13,6 +13,7 @@ from simsbrt.errors import SimsbrtError
 # Modules that add subcommands; each defines register(subparsers) and sets func on its parsers.
 COMMAND_MODULES = (
     "simsbrt.cli_info",
+    "simsbrt.evaluate.cli_evaluate",
 )
 
 
