@@ -13,7 +13,9 @@ from simsbrt.errors import SimsbrtError
 # Modules that add subcommands; each defines register(subparsers) and sets func on its parsers.
 COMMAND_MODULES = (
     "simsbrt.cli_info",
+    "simsbrt.phantom.cli",
     "simsbrt.evaluate.cli_evaluate",
+    "simsbrt.dose.cli",
 )
 
 
