@@ -78,9 +78,10 @@ def build_phantom(spec: PhantomSpec) -> Phantom:
     gtv = place_gtv(anatomy, spec)
     structures = protocol_structures(anatomy, gtv.mask, gtv.bone, spec)
     ptv = structures["PTV"]
-    if any(face.any() for face in (ptv[:, :, 0], ptv[:, :, -1])):
-        raise SpecError("anatomy.levels_above", "the PTV reaches the superior/inferior edge of the grid; "
-                                                "cover more levels", spec.name)
+    # z index 0 is the inferior face of the grid, -1 the superior face (LPS: +z superior)
+    for face, field in ((ptv[:, :, -1], "anatomy.levels_above"), (ptv[:, :, 0], "anatomy.levels_below")):
+        if face.any():
+            raise SpecError(field, "the PTV reaches the edge of the grid; cover more levels", spec.name)
     density = assemble_density(anatomy, gtv.bone, gtv.soft, spec.gtv.lesion_type)
     phantom = Phantom(grid=anatomy.grid, density=density, structures=structures, spec=spec)
     log.info("phantom %s: grid %s at %s mm, GTV %.2f cm3", spec.name, anatomy.grid.shape,
