@@ -1,0 +1,37 @@
+"""Shared helpers for the benchmark scripts: timing medians, peak memory, plain-text tables."""
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import statistics
+import time
+
+
+def timed_runs(fn, repeats: int = 3, warmup: int = 1):
+    """Run fn warmup times untimed (compiles, caches), then repeats times; return (median_s, all_s, last result)."""
+    result = None
+    for _ in range(warmup):
+        result = fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), times, result
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far (MiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def machine_line() -> str:
+    return f"{platform.node()} | {platform.processor() or platform.machine()} | {os.cpu_count()} cores | Python {platform.python_version()}"
+
+
+def print_table(rows: list[dict], columns: list[str]) -> None:
+    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
+    print("  ".join(c.rjust(widths[c]) for c in columns))
+    for r in rows:
+        print("  ".join(str(r.get(c, "")).rjust(widths[c]) for c in columns))
