@@ -1,0 +1,149 @@
+"""CPU drivers: the device functions compiled with numba.njit, parallel loops with prange.
+
+The drivers only map loop indices to work items and write results; all physics lives in
+kernels/device/.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ._compile import compile_device_functions
+from .device.beam import P_SAD
+from .device.influence import CPI_COL_SHIFT, CPI_GEOM, CPI_PRIMARY, MAX_DRAWS, STRIDE
+
+SCRATCH = 3 * STRIDE
+
+dev = compile_device_functions(njit(cache=True, fastmath=False))
+
+_trace_ray = dev.trace_ray
+_pair_entries = dev.pair_entries
+_aperture_dose_per_mu = dev.aperture_dose_per_mu
+
+
+@njit(parallel=True, cache=True)
+def radiological_depths(points, sources, origin, spacing, shape, density_flat):
+    """Radiological depth (mm) of every point (n, 3) from every source (m, 3): float32 (n, m)."""
+    n = points.shape[0]
+    m = sources.shape[0]
+    out = np.empty((n, m), dtype=np.float32)
+    dummy_i = np.zeros(1, dtype=np.int64)
+    dummy_l = np.zeros(1, dtype=np.float64)
+    for c in prange(n * m):
+        i = c // m
+        g = c % m
+        out[i, g] = _trace_ray(sources[g, 0], sources[g, 1], sources[g, 2], points[i, 0], points[i, 1], points[i, 2],
+                               origin[0], origin[1], origin[2], spacing[0], spacing[1], spacing[2],
+                               shape[0], shape[1], shape[2], density_flat, dummy_i, dummy_l, 0)
+    return out
+
+
+@njit(cache=True)
+def ray_segments(source, target, origin, spacing, shape, density_flat, max_segments):
+    """Siddon segments of one ray: (flat voxel indices, lengths in mm, radiological length)."""
+    idx = np.full(max_segments + 1, -1, dtype=np.int64)
+    length = np.zeros(max_segments + 1, dtype=np.float64)
+    total = _trace_ray(source[0], source[1], source[2], target[0], target[1], target[2],
+                       origin[0], origin[1], origin[2], spacing[0], spacing[1], spacing[2],
+                       shape[0], shape[1], shape[2], density_flat, idx, length, max_segments)
+    n = 0
+    while n < max_segments and idx[n] >= 0:
+        n += 1
+    return idx[:n].copy(), length[:n].copy(), total
+
+
+@njit(parallel=True, cache=True)
+def _count_entries_kernel(points, depths, cpf, cpi, cell_to_col, pitch, params, row_tau, window_nsigma, max_draws,
+                          seed):
+    n = points.shape[0]
+    n_cp = cpf.shape[0]
+    counts = np.zeros(n * n_cp, dtype=np.int64)
+    dummy_c = np.zeros(1, dtype=np.int32)
+    dummy_v = np.zeros(1, dtype=np.float32)
+    for i in prange(n):
+        fx = np.empty(SCRATCH)
+        fy = np.empty(SCRATCH)
+        dcol = np.empty(MAX_DRAWS, dtype=np.int32)
+        dval = np.empty(MAX_DRAWS)
+        for cp in range(n_cp):
+            primary = cpi[cp, CPI_PRIMARY]
+            if primary != cp:  # identical geometry and beamlets: same entries, shifted columns
+                counts[i * n_cp + cp] = counts[i * n_cp + primary]
+                continue
+            counts[i * n_cp + cp] = _pair_entries(points[i, 0], points[i, 1], points[i, 2], depths[i, cpi[cp, CPI_GEOM]],
+                                                  i, cp, cpf, cpi, cell_to_col, pitch, params, row_tau[i],
+                                                  window_nsigma, max_draws, seed, fx, fy, dcol, dval, dummy_c,
+                                                  dummy_v, 0, False)
+    return counts
+
+
+@njit(parallel=True, cache=True)
+def _fill_entries_kernel(points, depths, cpf, cpi, cell_to_col, pitch, params, row_tau, window_nsigma, max_draws,
+                         seed, counts, offsets, out_col, out_val):
+    n = points.shape[0]
+    n_cp = cpf.shape[0]
+    for i in prange(n):
+        fx = np.empty(SCRATCH)
+        fy = np.empty(SCRATCH)
+        dcol = np.empty(MAX_DRAWS, dtype=np.int32)
+        dval = np.empty(MAX_DRAWS)
+        for cp in range(n_cp):
+            primary = cpi[cp, CPI_PRIMARY]
+            start = offsets[i * n_cp + cp]
+            if primary != cp:
+                src = offsets[i * n_cp + primary]
+                shift = cpi[cp, CPI_COL_SHIFT]
+                for e in range(counts[i * n_cp + cp]):
+                    out_col[start + e] = out_col[src + e] + shift
+                    out_val[start + e] = out_val[src + e]
+                continue
+            _pair_entries(points[i, 0], points[i, 1], points[i, 2], depths[i, cpi[cp, CPI_GEOM]],
+                          i, cp, cpf, cpi, cell_to_col, pitch, params, row_tau[i], window_nsigma, max_draws,
+                          seed, fx, fy, dcol, dval, out_col, out_val, start, True)
+
+
+@njit(parallel=True, cache=True)
+def water_field_dose(params, x_mm, z_mm, ssd_mm, u_lo, u_hi, v_lo, v_hi, head_scatter):
+    """Dose (Gy/MU) in a flat water phantom (surface at SSD) at points (x lateral, z depth), y = 0.
+
+    The aperture is given in the iso plane; radiological depth is the slant depth along the ray.
+    Used by the beam-model fit: the same device formula as the engine, evaluated for a whole field.
+    """
+    n = x_mm.shape[0]
+    out = np.empty(n)
+    sad = params[P_SAD]
+    for c in prange(n):
+        dist = ssd_mm + z_mm[c]
+        u = x_mm[c] * sad / dist
+        r_geo = np.sqrt(dist * dist + x_mm[c] * x_mm[c])
+        z_rad = z_mm[c] * r_geo / dist
+        out[c] = _aperture_dose_per_mu(u, 0.0, z_rad, r_geo, u_lo, u_hi, v_lo, v_hi, head_scatter, params)
+    return out
+
+
+def count_entries(points, depths, cpf, cpi, cell_to_col, pitch, params, row_tau, window_nsigma, max_draws, seed):
+    return _count_entries_kernel(points, depths, cpf, cpi, cell_to_col, float(pitch), params, row_tau,
+                                 float(window_nsigma), int(max_draws), int(seed))
+
+
+def exclusive_offsets(counts):
+    """Start of every pair's entries and the total number of entries."""
+    offsets = np.empty(len(counts), dtype=np.int64)
+    if len(counts):
+        np.cumsum(counts[:-1], out=offsets[1:])
+        offsets[0] = 0
+        return offsets, int(offsets[-1] + counts[-1])
+    return offsets, 0
+
+
+def fill_entries(points, depths, cpf, cpi, cell_to_col, pitch, params, row_tau, window_nsigma, max_draws, seed,
+                 counts, offsets, nnz):
+    cols = np.empty(nnz, dtype=np.int32)
+    vals = np.empty(nnz, dtype=np.float32)
+    _fill_entries_kernel(points, depths, cpf, cpi, cell_to_col, float(pitch), params, row_tau, float(window_nsigma),
+                         int(max_draws), int(seed), counts, offsets, cols, vals)
+    return cols, vals
+
+
+def to_host(array):
+    return np.asarray(array)
