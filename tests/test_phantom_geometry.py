@@ -204,7 +204,8 @@ def test_build_is_deterministic_and_seed_changes_lobulated_shape():
 def test_every_builtin_builds_and_meets_its_stated_volume(name):
     p = built(name)
     assert p.volume_cc("GTV") == pytest.approx(p.spec.gtv.volume_cc, rel=0.05)
-    assert p.grid.n_voxels < 2_000_000
+    # size sanity at 2 mm: single levels stay under 2 M voxels; s2_large covers L5-S5 (GTV over S1-S3)
+    assert p.grid.n_voxels < (2_500_000 if name == "s2_large" else 2_000_000)
 
 
 def test_builtin_volumes_as_named():
