@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "simsbrt.phantom.cli",
     "simsbrt.evaluate.cli_evaluate",
     "simsbrt.dose.cli",
+    "simsbrt.optimize.cli",
 )
 
 

@@ -33,27 +33,30 @@ def write_phantom(path, phantom) -> Path:
             f.attrs["schema_version"] = np.int64(SCHEMA_VERSION)
             f.attrs["simsbrt_version"] = simsbrt.__version__
             f.attrs["kind"] = KIND
-            f.attrs["spacing_mm"] = np.asarray(phantom.grid.spacing_mm, dtype=np.float64)
-            f.attrs["origin_mm"] = np.asarray(phantom.grid.origin_mm, dtype=np.float64)
-            f.attrs["shape"] = np.asarray(phantom.grid.shape, dtype=np.int64)
-            f.attrs["spec_json"] = json.dumps(phantom.spec.to_dict())
-            chunks = (min(64, phantom.grid.shape[0]), min(64, phantom.grid.shape[1]), min(16, phantom.grid.shape[2]))
-            f.create_dataset("density", data=np.asarray(phantom.density, dtype=np.float32), compression="gzip",
-                             compression_opts=GZIP_LEVEL, chunks=chunks, shuffle=True)
-            group = f.create_group("structures")
-            for order, (name, mask) in enumerate(phantom.structures.items()):
-                ds = group.create_dataset(name, data=np.asarray(mask, dtype=bool), compression="gzip",
-                                          compression_opts=GZIP_LEVEL, chunks=chunks)
-                ds.attrs["order"] = order
+            write_phantom_group(f, phantom)
     return target
+
+
+def write_phantom_group(group, phantom) -> None:
+    """Write the phantom layout (grid attributes, spec_json, /density, /structures) into an open h5py
+    group (the file root for a phantom file, a sub-group in other files such as PLAN.h5)."""
+    group.attrs["spacing_mm"] = np.asarray(phantom.grid.spacing_mm, dtype=np.float64)
+    group.attrs["origin_mm"] = np.asarray(phantom.grid.origin_mm, dtype=np.float64)
+    group.attrs["shape"] = np.asarray(phantom.grid.shape, dtype=np.int64)
+    group.attrs["spec_json"] = json.dumps(phantom.spec.to_dict())
+    chunks = (min(64, phantom.grid.shape[0]), min(64, phantom.grid.shape[1]), min(16, phantom.grid.shape[2]))
+    group.create_dataset("density", data=np.asarray(phantom.density, dtype=np.float32), compression="gzip",
+                         compression_opts=GZIP_LEVEL, chunks=chunks, shuffle=True)
+    structures = group.create_group("structures")
+    for order, (name, mask) in enumerate(phantom.structures.items()):
+        ds = structures.create_dataset(name, data=np.asarray(mask, dtype=bool), compression="gzip",
+                                       compression_opts=GZIP_LEVEL, chunks=chunks)
+        ds.attrs["order"] = order
 
 
 def read_phantom(path):
     """Read a phantom file; refuses files of a newer schema or of another kind (SchemaError)."""
     import h5py
-
-    from simsbrt.phantom.model import Phantom
-    from simsbrt.phantom.spec import parse_spec
 
     p = Path(path)
     if not p.is_file():
@@ -71,19 +74,27 @@ def read_phantom(path):
                               f"({SCHEMA_VERSION}); upgrade simsbrt")
         if f.attrs.get("kind", KIND) != KIND:
             raise SchemaError(f"{p}: kind {f.attrs['kind']!r} is not a phantom file")
-        for key in ("spacing_mm", "origin_mm", "spec_json"):
-            if key not in f.attrs:
-                raise SchemaError(f"{p}: missing root attribute {key!r}")
-        if "density" not in f or "structures" not in f:
-            raise SchemaError(f"{p}: missing /density or /structures")
-        density = f["density"][...].astype(np.float32, copy=False)
-        grid = Grid(density.shape, tuple(float(v) for v in f.attrs["spacing_mm"]),
-                    tuple(float(v) for v in f.attrs["origin_mm"]))
-        group = f["structures"]
-        names = sorted(group, key=lambda n: int(group[n].attrs.get("order", 0)))
-        structures = {name: group[name][...].astype(bool, copy=False) for name in names}
-        spec = parse_spec(json.loads(f.attrs["spec_json"]), source=str(p))
+        return read_phantom_group(f, str(p))
+
+
+def read_phantom_group(group, source: str):
+    """Read the phantom layout written by write_phantom_group from an open h5py group (SchemaError if incomplete)."""
+    from simsbrt.phantom.model import Phantom
+    from simsbrt.phantom.spec import parse_spec
+
+    for key in ("spacing_mm", "origin_mm", "spec_json"):
+        if key not in group.attrs:
+            raise SchemaError(f"{source}: missing attribute {key!r}")
+    if "density" not in group or "structures" not in group:
+        raise SchemaError(f"{source}: missing /density or /structures")
+    density = group["density"][...].astype(np.float32, copy=False)
+    grid = Grid(density.shape, tuple(float(v) for v in group.attrs["spacing_mm"]),
+                tuple(float(v) for v in group.attrs["origin_mm"]))
+    structs = group["structures"]
+    names = sorted(structs, key=lambda n: int(structs[n].attrs.get("order", 0)))
+    structures = {name: structs[name][...].astype(bool, copy=False) for name in names}
+    spec = parse_spec(json.loads(group.attrs["spec_json"]), source=source)
     for name, mask in structures.items():
         if mask.shape != grid.shape:
-            raise SchemaError(f"{p}: /structures/{name} has shape {mask.shape}, expected {grid.shape}")
+            raise SchemaError(f"{source}: /structures/{name} has shape {mask.shape}, expected {grid.shape}")
     return Phantom(grid=grid, density=density, structures=structures, spec=spec)

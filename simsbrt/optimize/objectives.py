@@ -106,6 +106,7 @@ class Smoothness:
     n_beamlets: int
     weight: float = 1.0
     difference: Any = field(init=False, repr=False, compare=False)
+    _device_difference: Any = field(init=False, repr=False, compare=False, default=None)
 
     def __post_init__(self):
         import scipy.sparse as sp
@@ -123,11 +124,17 @@ class Smoothness:
 
     def value_and_gradient(self, weights, xp=np):
         n = max(self.difference.shape[0], 1)
-        L = self.difference if xp is np else _to_device_sparse(self.difference)
+        L = self.difference if xp is np else self._on_device()
         diff = L @ weights
         value = self.weight * float(xp.dot(diff, diff)) / n
         grad = (2.0 * self.weight / n) * (L.T @ diff)
         return value, grad
+
+    def _on_device(self):
+        """The difference operator on the GPU, copied once (not once per iteration)."""
+        if self._device_difference is None:
+            object.__setattr__(self, "_device_difference", _to_device_sparse(self.difference))
+        return self._device_difference
 
 
 def _to_device_sparse(matrix):

@@ -1,0 +1,91 @@
+"""``simsbrt plan``: optimise a uniform, SIB or uniformly escalated plan and write PLAN.h5."""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from simsbrt.errors import SpecError
+
+BACKENDS = ["cpu", "cuda", "auto"]
+
+
+def _progress(message: str) -> None:
+    print(f"simsbrt plan: {message}", file=sys.stderr, flush=True)
+
+
+def load_phantom_source(source: str):
+    """A phantom from PHANTOM.h5, SPEC.toml or a built-in name."""
+    path = Path(source)
+    if path.suffix in (".h5", ".hdf5"):
+        from simsbrt.io.phantom_h5 import read_phantom
+
+        if not path.is_file():
+            raise SpecError("phantom", f"file not found: {path}")
+        return read_phantom(path)
+    from simsbrt.phantom import build_phantom, load_spec
+
+    return build_phantom(load_spec(source))
+
+
+def run_plan(args) -> int:
+    from simsbrt.geometry.arcs import default_arc_set, load_arc_set
+    from simsbrt.io.plan_h5 import write_plan
+    from simsbrt.optimize.plans import PlanSettings, make_plan, prepare_plan_inputs
+
+    if args.out.suffix not in (".h5", ".hdf5"):
+        raise SpecError("out", f"the plan file needs a .h5 suffix, got {args.out}")
+    settings = PlanSettings(cord_prv_limit_gy=args.cord_prv_limit_gy, n_bisections=args.search_steps)
+    t0 = time.perf_counter()
+    phantom = load_phantom_source(args.phantom)
+    phantom_s = time.perf_counter() - t0
+    arc_set = load_arc_set(args.arcs) if args.arcs else default_arc_set()
+    _progress(f"influence matrix of {phantom.spec.name} ({phantom.grid.n_voxels} voxels) ...")
+    inputs = prepare_plan_inputs(phantom, arc_set, args.backend)
+    _progress(f"{inputs.influence.n_voxels} rows x {inputs.influence.n_beamlets} beamlets in "
+              f"{inputs.timings_s['dose_s']:.1f} s; optimising ({args.mode}) ...")
+    result = make_plan(inputs, args.mode, settings, _progress)
+    t0 = time.perf_counter()
+    write_plan(args.out, result, inputs, settings)
+    result.timings_s.update({"phantom_s": phantom_s, "write_s": time.perf_counter() - t0})
+    summary = result.summary()
+    summary["out"] = str(args.out)
+    if args.json:
+        from simsbrt.cli import print_json
+
+        print_json(summary)
+        return 0
+    print(format_plan(summary, result))
+    return 0
+
+
+def format_plan(summary: dict, result) -> str:
+    lines = [f"plan {summary['mode']} ({summary['backend']} on {summary['device']}): "
+             f"{'feasible' if summary['feasible'] else 'NOT feasible'}"]
+    if summary["mode"] == "sib" and summary["boost_goal_gy"] is not None:
+        lines.append(f"GTV boost goal reached: {summary['boost_goal_gy']:.2f} Gy")
+    if summary["mode"] == "uniform_escalated":
+        lines.append(f"reached PTV_Eval prescription (D90%): {summary['prescription_gy']:.2f} Gy")
+    if summary["binding_limits"]:
+        lines.append("binding limit(s): " + "; ".join(summary["binding_limits"]))
+    lines.append("")
+    lines.append(result.evaluation.format_table())
+    lines.append("")
+    lines.append("timing: " + ", ".join(f"{k} {v:.2f} s" for k, v in summary["timing_s"].items()))
+    lines.append(f"wrote {summary['out']}")
+    return "\n".join(lines)
+
+
+def register(sub) -> None:
+    p = sub.add_parser("plan", help="optimise a uniform / SIB / uniformly escalated plan and write PLAN.h5")
+    p.add_argument("phantom", help="SPEC.toml, a built-in phantom name, or PHANTOM.h5")
+    p.add_argument("--mode", required=True, choices=["sib", "uniform", "uniform_escalated"])
+    p.add_argument("--out", required=True, type=Path, help="output PLAN.h5")
+    p.add_argument("--arcs", default=None, help="ARCS.toml (default: two coplanar full arcs, 4 degrees)")
+    p.add_argument("--backend", choices=BACKENDS, default=None,
+                   help="cpu | cuda | auto (default: $SIMSBRT_BACKEND, else auto)")
+    p.add_argument("--cord-prv-limit-gy", type=float, default=None,
+                   help="SpinalCord_PRV02 D0.03cc limit (default: the protocol's 25 Gy)")
+    p.add_argument("--search-steps", type=int, default=5, help="bisection steps of the boost / escalation search")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run_plan)

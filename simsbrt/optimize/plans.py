@@ -1,0 +1,383 @@
+"""The three plans: uniform, sib and uniform_escalated (sib-protocol.md).
+
+Pipeline: phantom -> arcs -> beamlets -> influence matrix (simsbrt.dose) -> fluence problem ->
+optimisation (one, or a bracketing search) -> normalisation to the prescription (PTV_Eval D90%)
+-> verdict by simsbrt.evaluate on the full-grid dose with the phantom's masks. The optimiser's
+own penalties never decide feasibility.
+
+- uniform: 30 Gy to PTV_Eval, homogeneity goal, no GTV goal; protocol "uniform".
+- sib: PTV_Eval at D90% = 30 Gy and the highest GTV boost goal whose normalised plan keeps every
+  mandatory limit of "sib_trial" that a higher boost can break (organ maxima, D2% ceilings,
+  D98% floors); the GTV D50%/D90%/D98% floors rise with the boost, so they are left to the final
+  verdict. The GTV hot-spot aim is capped at the optimal D2% ceiling (48 Gy) so that the optimal
+  ranges are preferred where reachable.
+- uniform_escalated: the whole PTV_Eval prescription p (D90% = p) raised as far as the organ
+  limits and the D2% <= 51 Gy ceiling allow (protocol "uniform" with the D90% row moved to p).
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
+
+import numpy as np
+
+from simsbrt.backend import Backend, resolve_backend
+from simsbrt.errors import SpecError
+from simsbrt.evaluate import compute_dvhs, evaluate_protocol, prescription_scale_factor
+from simsbrt.evaluate.dvh import to_host
+from simsbrt.optimize.problem import CORD_PRV, THECAL_SAC, FluenceProblem, PlanGoals
+from simsbrt.optimize.sib import SearchStep, bracket_search
+from simsbrt.optimize.solvers import SOLVERS, SolverOptions
+from simsbrt.protocols.loader import Prescription, Protocol, Range, load_protocol
+
+log = logging.getLogger(__name__)
+
+MODES = ("uniform", "sib", "uniform_escalated")
+PROTOCOL_OF_MODE = {"uniform": "uniform", "sib": "sib_trial", "uniform_escalated": "uniform"}
+ORGAN_STRUCTURES = (CORD_PRV, THECAL_SAC)
+REPORTED_METRICS = {
+    "GTV": ("D50%", "D98%", "D2%", "D90%"),
+    "PTV_Eval": ("D50%", "D98%", "D2%", "D90%"),
+    CORD_PRV: ("D0.03cc",),
+    THECAL_SAC: ("D0.03cc",),
+}
+
+
+@dataclass(frozen=True)
+class PlanSettings:
+    """How a plan is searched for. Limits None = the protocol's own (cord PRV 25 Gy, sac 30 Gy)."""
+
+    cord_prv_limit_gy: float | None = None
+    thecal_sac_limit_gy: float | None = None
+    organ_margin_gy: float = 1.0            # optimiser aims at limit - margin (verdict is on the evaluated dose)
+    boost_range_gy: tuple[float, float] = (30.0, 48.0)
+    escalation_range_gy: tuple[float, float] = (30.0, 48.0)
+    n_bisections: int = 5
+    organ_rounds: int = 2                   # extra rounds with 5x organ weight when an organ limit fails
+    solver: str = "projected_lbfgs"
+    solver_options: SolverOptions = SolverOptions(max_iter=200, ftol=1e-6)
+    goals: PlanGoals = PlanGoals()
+
+    def __post_init__(self):
+        for name in ("cord_prv_limit_gy", "thecal_sac_limit_gy"):
+            v = getattr(self, name)
+            if v is not None and not (np.isfinite(v) and v > 0):
+                raise SpecError(name.replace("_", "-"), f"must be a dose > 0 Gy, got {v}")
+        if not (np.isfinite(self.organ_margin_gy) and self.organ_margin_gy >= 0):
+            raise SpecError("organ_margin_gy", f"must be >= 0 Gy, got {self.organ_margin_gy}")
+        for name in ("boost_range_gy", "escalation_range_gy"):
+            lo, hi = getattr(self, name)
+            if not (np.isfinite(lo) and np.isfinite(hi) and 0 < lo <= hi):
+                raise SpecError(name, f"needs 0 < low <= high, got ({lo}, {hi})")
+        if self.solver not in SOLVERS:
+            raise SpecError("solver", f"unknown solver {self.solver!r}; choose one of {', '.join(SOLVERS)}")
+        if int(self.n_bisections) < 0 or int(self.organ_rounds) < 0:
+            raise SpecError("n_bisections", "search steps and organ rounds must be >= 0")
+
+
+@dataclass(frozen=True, eq=False)
+class PlanInputs:
+    """Everything the optimiser needs: the phantom, the arcs, the influence matrix and the backend."""
+
+    phantom: Any
+    arc_set: Any
+    influence: Any
+    backend: Backend
+    timings_s: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True, eq=False)
+class Candidate:
+    goal_gy: float
+    weights: np.ndarray          # MU, normalised to the prescription
+    dose_gy: np.ndarray          # full grid, normalised
+    evaluation: Any              # ProtocolEvaluation
+    n_iterations: int
+    scale_factor: float
+
+
+@dataclass(frozen=True, eq=False)
+class PlanResult:
+    mode: str
+    protocol: Protocol
+    weights: np.ndarray
+    dose_gy: np.ndarray          # float32, grid.shape
+    evaluation: Any
+    metrics: dict
+    feasible: bool
+    binding_limits: tuple[str, ...]
+    boost_goal_gy: float | None
+    prescription_gy: float
+    cord_prv_limit_gy: float | None
+    search: tuple[SearchStep, ...]
+    n_iterations: int
+    backend: str
+    device: str
+    timings_s: dict
+
+    def summary(self) -> dict:
+        """The JSON document of the CLI contract (plus search details)."""
+        return {
+            "mode": self.mode,
+            "backend": self.backend,
+            "device": self.device,
+            "protocol_name": self.protocol.name,
+            "metrics": self.metrics,
+            "protocol": [{"structure": r.structure, "metric": r.metric, "value": r.value, "status": r.status}
+                         for r in self.evaluation.rows],
+            "feasible": bool(self.feasible),
+            "violated_limits": list(self.evaluation.violated_limits),
+            "binding_limits": list(self.binding_limits),
+            "prescription_gy": self.prescription_gy,
+            "boost_goal_gy": self.boost_goal_gy,
+            "cord_prv_limit_gy": self.cord_prv_limit_gy,
+            "n_iterations": self.n_iterations,
+            "search": [s.to_dict() for s in self.search],
+            "timing_s": {k: round(float(v), 3) for k, v in self.timings_s.items()},
+        }
+
+
+# ------------------------------------------------------------------ inputs
+def prepare_plan_inputs(phantom, arc_set=None, backend: str | Backend | None = "cpu", influence_options=None,
+                        body_margin_mm: float = 20.0, structure_margin_mm: float = 30.0) -> PlanInputs:
+    """Beamlets and the influence matrix for a phantom (as ``simsbrt dose compute`` chains them)."""
+    from simsbrt.dose.engine import InfluenceOptions, compute_influence, exact_row_mask, select_rows
+    from simsbrt.geometry.arcs import default_arc_set
+    from simsbrt.geometry.beamlets import build_beamlets
+
+    backend = resolve_backend(backend)
+    arc_set = arc_set or default_arc_set()
+    for name in ("PTV", "PTV_Eval"):
+        if phantom.is_empty(name):
+            raise SpecError(name, "the phantom has no voxels in this structure; nothing to plan")
+    t0 = time.perf_counter()
+    rows = select_rows(phantom.grid, phantom.structures, body_margin_mm=body_margin_mm,
+                       structure_margin_mm=structure_margin_mm)
+    beamlets = build_beamlets(arc_set, phantom.grid, phantom.structures["PTV"])
+    geometry_s = time.perf_counter() - t0
+    engine_backend = backend.name if backend.name in ("cpu", "cuda", "cudasim") else "cpu"
+    influence = compute_influence(phantom.grid, phantom.density, rows, beamlets, None,
+                                  influence_options or InfluenceOptions(), engine_backend,
+                                  exact_rows=exact_row_mask(rows, phantom.structures))
+    return PlanInputs(phantom, arc_set, influence, backend,
+                      {"geometry_s": geometry_s, "dose_s": float(influence.timings_s.get("total_s", 0.0))})
+
+
+# ------------------------------------------------------------------ protocols
+def protocol_for(mode: str, settings: PlanSettings, prescription_gy: float | None = None) -> Protocol:
+    """The protocol of a mode with the settings' organ limits (and, escalated, the prescription moved)."""
+    if mode not in MODES:
+        raise SpecError("mode", f"unknown plan mode {mode!r}; choose one of {', '.join(MODES)}")
+    protocol = load_protocol(PROTOCOL_OF_MODE[mode])
+    protocol = with_organ_limits(protocol, settings.cord_prv_limit_gy, settings.thecal_sac_limit_gy)
+    if mode == "uniform_escalated" and prescription_gy is not None:
+        protocol = escalated_protocol(protocol, prescription_gy)
+    return protocol
+
+
+def with_organ_limits(protocol: Protocol, cord_prv_limit_gy: float | None,
+                      thecal_sac_limit_gy: float | None = None) -> Protocol:
+    """The protocol with the D0.03cc maxima of the cord PRV / thecal sac replaced (None = unchanged)."""
+    new = {CORD_PRV: cord_prv_limit_gy, THECAL_SAC: thecal_sac_limit_gy}
+    limits = []
+    for limit in protocol.limits:
+        value = new.get(limit.structure)
+        if value is not None and limit.metric.name == "D0.03cc" and limit.mandatory is not None:
+            limit = replace(limit, mandatory=Range(None, float(value), limit.mandatory.unit),
+                            note=f"{limit.note} (limit set to {value:g} Gy)".strip())
+        limits.append(limit)
+    return replace(protocol, limits=tuple(limits))
+
+
+def escalated_protocol(protocol: Protocol, prescription_gy: float) -> Protocol:
+    """Uniform protocol with the prescription moved to p: D90% window p +- 1 %, homogeneity goal
+    D2% <= 1.2 p (capped at the mandatory ceiling); every absolute limit unchanged."""
+    p = float(prescription_gy)
+    rx = protocol.prescription
+    limits = []
+    for limit in protocol.limits:
+        if limit.structure == rx.structure and limit.metric.name == rx.metric.name:
+            limit = replace(limit, optimal=Range(p, p, "Gy"), mandatory=Range(0.99 * p, 1.01 * p, "Gy"),
+                            note=f"escalated prescription {p:.2f} Gy +- 1 %")
+        elif limit.structure == rx.structure and limit.metric.name == "D2%" and limit.optimal is not None:
+            ceiling = limit.mandatory.max_value if limit.mandatory else None
+            hot = 1.2 * p if ceiling is None else min(1.2 * p, ceiling)
+            limit = replace(limit, optimal=Range(None, hot, "Gy"))
+        limits.append(limit)
+    return replace(protocol, name=f"{protocol.name}_escalated", prescription=Prescription(rx.structure, rx.metric, p),
+                   limits=tuple(limits))
+
+
+# ------------------------------------------------------------------ one plan at one goal
+class _Planner:
+    """Optimise -> normalise -> evaluate, with the organ-weight rounds; counts iterations and time."""
+
+    def __init__(self, inputs: PlanInputs, settings: PlanSettings):
+        self.inputs = inputs
+        self.settings = settings
+        self.phantom = inputs.phantom
+        self.masks = inputs.phantom.structures
+        self.voxel_cc = inputs.phantom.grid.voxel_volume_cc
+        xp = inputs.backend.xp
+        t0 = time.perf_counter()
+        self.problem = FluenceProblem.build(inputs.influence, self.masks, xp=xp)
+        self.timings = {"problem_s": time.perf_counter() - t0, "optimise_s": 0.0, "evaluate_s": 0.0}
+        self.n_iterations = 0
+        base = load_protocol("sib_trial")
+        margin = settings.organ_margin_gy
+        cord = settings.cord_prv_limit_gy if settings.cord_prv_limit_gy is not None else _limit_of(base, CORD_PRV)
+        sac = settings.thecal_sac_limit_gy if settings.thecal_sac_limit_gy is not None else _limit_of(base, THECAL_SAC)
+        self.goals = settings.goals.with_(cord_prv_aim_gy=max(cord - margin, 0.0),
+                                          thecal_sac_aim_gy=max(sac - margin, 0.0))
+
+    def candidate(self, goals: PlanGoals, protocol: Protocol, warm: Candidate | None, ignore: Callable) -> Candidate:
+        """A normalised, evaluated plan; extra rounds with heavier organ weights while an organ limit fails."""
+        w0 = None if warm is None else warm.weights
+        first = None
+        for round_ in range(self.settings.organ_rounds + 1):
+            cand = self._optimise_once(goals, protocol, w0)
+            first = first or cand
+            if not _organ_violations(cand.evaluation):
+                return cand
+            weights = goals.weights
+            goals = goals.with_(weights=replace(weights, organ_overdose=5.0 * weights.organ_overdose))
+            w0 = cand.weights
+        # heavier organ weights did not meet the organ limit: keep the plan of the standard weights
+        return first
+
+    def _optimise_once(self, goals: PlanGoals, protocol: Protocol, w0) -> Candidate:
+        t0 = time.perf_counter()
+        result = self.problem.optimise(goals, None if w0 is None else self.problem.xp.asarray(w0),
+                                       self.settings.solver, self.settings.solver_options)
+        weights = np.asarray(to_host(result.x), dtype=np.float64)
+        self.timings["optimise_s"] += time.perf_counter() - t0
+        self.n_iterations += result.n_iter
+        t0 = time.perf_counter()
+        dose = self.inputs.influence.dose_grid(weights)
+        factor = prescription_scale_factor(protocol, dose, self.masks, self.voxel_cc)
+        # evaluated as stored in PLAN.h5 (float32), so the search and the final verdict agree
+        weights, dose = weights * factor, (dose * factor).astype(np.float32)
+        evaluation = evaluate_protocol(protocol, dose, self.masks, self.voxel_cc)
+        self.timings["evaluate_s"] += time.perf_counter() - t0
+        return Candidate(goals.boost_gy or goals.prescription_gy, weights, dose, evaluation, result.n_iter, factor)
+
+
+def _organ_violations(evaluation) -> tuple[str, ...]:
+    return tuple(r.limit_name for r in evaluation.rows if r.status == "violated" and r.structure in ORGAN_STRUCTURES)
+
+
+def _binding_first(names) -> tuple[str, ...]:
+    """Organ limits first: when an organ limit fails it is the one that binds the plan."""
+    names = tuple(names)
+    organ = tuple(n for n in names if n.split(" ")[0] in ORGAN_STRUCTURES)
+    return organ + tuple(n for n in names if n not in organ)
+
+
+def _limit_of(protocol: Protocol, structure: str) -> float:
+    for limit in protocol.limits:
+        if limit.structure == structure and limit.mandatory is not None and limit.mandatory.max_value is not None:
+            return float(limit.mandatory.max_value)
+    raise SpecError(structure, f"protocol {protocol.name} has no maximum-dose limit for it")
+
+
+def _blocking_violations(evaluation, rises_with_goal: Callable) -> tuple[str, ...]:
+    """Violated mandatory limits, except those a higher goal can only help (e.g. GTV floors for a boost)."""
+    return _binding_first(r.limit_name for r in evaluation.rows if r.status == "violated" and not rises_with_goal(r))
+
+
+def _gtv_floor(row) -> bool:
+    return row.structure == "GTV" and row.mandatory is not None and row.mandatory.max_value is None
+
+
+def _never(row) -> bool:
+    return False
+
+
+def plan_metrics(dose_gy, masks: dict, voxel_volume_cc: float) -> dict:
+    """The reported DVH metrics (None for a structure that is missing or empty at this level)."""
+    present = {n: masks[n] for n in REPORTED_METRICS if n in masks and np.any(masks[n])}
+    dvhs = compute_dvhs(dose_gy, present, voxel_volume_cc)
+    return {name: {m: (float(dvhs[name].metric(m)) if name in dvhs else None) for m in metrics}
+            for name, metrics in REPORTED_METRICS.items()}
+
+
+def _describe(rises_with_goal):
+    def describe(cand: Candidate, goal: float, ok: bool) -> SearchStep:
+        ev = cand.evaluation
+        pick = {}
+        for structure, metric in (("GTV", "D50%"), ("PTV_Eval", "D2%"), (CORD_PRV, "D0.03cc")):
+            try:
+                pick[f"{structure} {metric}"] = ev.row(structure, metric).value
+            except KeyError:
+                pass
+        violated = () if ok else (_blocking_violations(ev, rises_with_goal) or tuple(ev.violated_limits))
+        return SearchStep(float(goal), ok, cand.n_iterations, violated, pick)
+    return describe
+
+
+# ------------------------------------------------------------------ the plans
+def make_plan(inputs: PlanInputs, mode: str, settings: PlanSettings = PlanSettings(),
+              progress: Callable[[str], None] | None = None) -> PlanResult:
+    """Plan one mode on prepared inputs; the verdict is simsbrt.evaluate's on the final full-grid dose."""
+    if mode not in MODES:
+        raise SpecError("mode", f"unknown plan mode {mode!r}; choose one of {', '.join(MODES)}")
+    t_start = time.perf_counter()
+    planner = _Planner(inputs, settings)
+    rx = settings.goals.prescription_gy
+    boost_goal = None
+    if mode == "uniform":
+        protocol = protocol_for(mode, settings)
+        cand = planner.candidate(planner.goals.with_(boost_gy=None), protocol, None, _never)
+        steps = ()
+        binding = tuple(cand.evaluation.violated_limits)
+        reached_rx = protocol.prescription.dose_gy
+    elif mode == "sib":
+        protocol = protocol_for(mode, settings)
+        lo, hi = settings.boost_range_gy
+
+        def plan_at(goal, warm):
+            return planner.candidate(planner.goals.with_(boost_gy=goal), protocol, warm, _gtv_floor)
+
+        outcome = bracket_search(plan_at, lambda c: not _blocking_violations(c.evaluation, _gtv_floor),
+                                 _describe(_gtv_floor), lo, hi, settings.n_bisections, progress, "GTV boost goal")
+        cand = outcome.best if outcome.best is not None else outcome.lowest_failure
+        boost_goal = outcome.best_goal_gy
+        steps = outcome.steps
+        binding = (_blocking_violations(outcome.lowest_failure.evaluation, _gtv_floor)
+                   if outcome.lowest_failure is not None else ())
+        reached_rx = protocol.prescription.dose_gy
+    else:  # uniform_escalated
+        lo, hi = settings.escalation_range_gy
+        protocols = {}
+
+        def escalated(p):
+            return protocols.setdefault(p, protocol_for(mode, settings, p))
+
+        def plan_at(p, warm):
+            goals = planner.goals.with_(boost_gy=None, prescription_gy=p)
+            start = None if warm is None else replace(warm, weights=warm.weights * (p / warm.goal_gy), evaluation=None)
+            return planner.candidate(goals, escalated(p), start, _never)
+
+        outcome = bracket_search(plan_at, lambda c: c.evaluation.feasible, _describe(_never), lo, hi,
+                                 settings.n_bisections, progress, "PTV_Eval prescription")
+        cand = outcome.best if outcome.best is not None else outcome.lowest_failure
+        reached_rx = outcome.best_goal_gy if outcome.best is not None else lo
+        protocol = escalated(reached_rx)
+        steps = outcome.steps
+        binding = (tuple(outcome.lowest_failure.evaluation.violated_limits)
+                   if outcome.lowest_failure is not None else ())
+    # the verdict: simsbrt.evaluate on the final dose exactly as stored (float32, full grid)
+    masks = inputs.phantom.structures
+    dose32 = cand.dose_gy.astype(np.float32)
+    evaluation = evaluate_protocol(protocol, dose32, masks, inputs.phantom.grid.voxel_volume_cc)
+    metrics = plan_metrics(dose32, masks, inputs.phantom.grid.voxel_volume_cc)
+    timings = {**inputs.timings_s, **planner.timings, "plan_s": time.perf_counter() - t_start}
+    cord_limit = settings.cord_prv_limit_gy if settings.cord_prv_limit_gy is not None else _limit_of(protocol, CORD_PRV)
+    log.info("plan %s: feasible=%s, %d iterations", mode, evaluation.feasible, planner.n_iterations)
+    return PlanResult(mode, protocol, cand.weights, dose32, evaluation, metrics,
+                      bool(evaluation.feasible), _binding_first(binding or evaluation.violated_limits), boost_goal,
+                      float(reached_rx), float(cord_limit), tuple(steps), planner.n_iterations,
+                      inputs.backend.name, inputs.backend.device, timings)

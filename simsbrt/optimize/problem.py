@@ -1,0 +1,276 @@
+"""The fluence problem: influence-matrix rows per structure, plan goals -> objective, one optimisation.
+
+The optimiser works on the rows that carry an objective (targets, cord PRV, thecal sac, a
+normal-tissue ring around the PTV); the plan verdict never comes from here but from
+simsbrt.evaluate on the full-grid dose (simsbrt.optimize.plans).
+
+Goals are in Gy; penalties are the squared under/over-doses of objectives.py (mean over the
+structure's voxels). The organ limits (D0.03cc) become squared overdoses of every PRV / sac voxel
+above an aim set below the limit by a safety margin, with a large weight: a near-hard maximum-dose
+penalty whose gradient is exact.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from simsbrt.errors import SpecError
+from simsbrt.optimize.objectives import FluenceObjective, Smoothness, SquaredOverdose, SquaredUnderdose
+from simsbrt.optimize.solvers import SolverOptions, SolverResult, minimize_nonnegative
+
+log = logging.getLogger(__name__)
+
+TARGET = "PTV_Eval"
+BOOST = "GTV"
+CORD_PRV = "SpinalCord_PRV02"
+THECAL_SAC = "ThecalSac"
+BODY = "Body"
+PTV = "PTV"
+RING = "_ring"            # normal tissue around the PTV (built here, not a phantom structure)
+TARGET_REST = "_ptv_eval_minus_gtv"
+
+
+@dataclass(frozen=True)
+class ObjectiveWeights:
+    """Relative importance of the penalties (dimensionless; each penalty is a mean over its voxels in Gy^2)."""
+
+    target_underdose: float = 1.0
+    target_overdose: float = 0.3
+    boost_underdose: float = 1.0
+    boost_overdose: float = 0.5
+    organ_overdose: float = 100.0
+    ring_overdose: float = 0.05
+    smoothness: float = 0.02
+
+    def __post_init__(self):
+        for name, value in self.__dict__.items():
+            if not (np.isfinite(value) and value >= 0):
+                raise SpecError(f"weights.{name}", f"must be a finite number >= 0, got {value}")
+
+
+@dataclass(frozen=True)
+class PlanGoals:
+    """What one optimisation aims at (Gy).
+
+    prescription_gy: PTV_Eval coverage goal (the plan is then normalised to D90% = this).
+    boost_gy: GTV goal (SIB); None = no boost (uniform plans).
+    homogeneity_frac: PTV_Eval (outside the GTV when boosting) overdose aim = prescription * this.
+    boost_hot_margin_gy: GTV overdose aim = boost + this, capped at hot_spot_aim_gy.
+    hot_spot_aim_gy: ceiling aimed at in the targets (the D2% <= 51 Gy limit minus a margin).
+    cord_prv_aim_gy / thecal_sac_aim_gy: organ maximum-dose aims (limit minus a safety margin).
+    ring_aim_frac: normal-tissue ring overdose aim as a fraction of the prescription.
+    """
+
+    prescription_gy: float = 30.0
+    boost_gy: float | None = None
+    homogeneity_frac: float = 1.08
+    boost_hot_margin_gy: float = 2.0
+    hot_spot_aim_gy: float = 48.0
+    cord_prv_aim_gy: float = 24.0
+    thecal_sac_aim_gy: float = 29.0
+    ring_aim_frac: float = 0.6
+    weights: ObjectiveWeights = ObjectiveWeights()
+
+    def __post_init__(self):
+        for name in ("prescription_gy", "homogeneity_frac", "boost_hot_margin_gy", "hot_spot_aim_gy",
+                     "cord_prv_aim_gy", "thecal_sac_aim_gy", "ring_aim_frac"):
+            value = float(getattr(self, name))
+            if not (np.isfinite(value) and value >= 0):
+                raise SpecError(f"goals.{name}", f"must be a finite number >= 0, got {value}")
+        if self.prescription_gy <= 0:
+            raise SpecError("goals.prescription_gy", "must be > 0 Gy")
+        if self.boost_gy is not None and not (np.isfinite(self.boost_gy) and self.boost_gy > 0):
+            raise SpecError("goals.boost_gy", f"must be a finite dose > 0 Gy or None, got {self.boost_gy}")
+
+    def with_(self, **changes) -> "PlanGoals":
+        return replace(self, **changes)
+
+
+class SparseOperator:
+    """D (rows x beamlets) and its transpose as CSR on the array module's device (scipy or cupyx).
+
+    Stored in float32 by default (the influence matrix's own precision; half the memory traffic of
+    float64 per product): vectors are cast to the matrix dtype for the product and the result is
+    returned in float64, so the objective and the solver work in double precision.
+    """
+
+    def __init__(self, matrix: sp.csr_matrix, xp=np, dtype=np.float32):
+        self.xp = xp
+        self.shape = matrix.shape
+        self.dtype = np.dtype(dtype)
+        host = matrix if (sp.isspmatrix_csr(matrix) and matrix.dtype == self.dtype) else sp.csr_matrix(matrix, dtype=dtype)
+        host_t = host.T.tocsr()
+        if xp is np:
+            self._m, self._mt = host, host_t
+        else:  # cupy: the matrix lives on the GPU for the whole optimisation
+            import cupyx.scipy.sparse as csp
+
+            self._m, self._mt = csp.csr_matrix(host), csp.csr_matrix(host_t)
+
+    def _apply(self, matrix, vector):
+        out = matrix @ vector.astype(self.dtype, copy=False)
+        return out.astype(self.xp.float64, copy=False)
+
+    def __matmul__(self, vector):
+        return self._apply(self._m, vector)
+
+    @property
+    def T(self) -> "_Transposed":
+        return _Transposed(self)
+
+
+class _Transposed:
+    def __init__(self, op: SparseOperator):
+        self._op = op
+        self.shape = op.shape[::-1]
+
+    def __matmul__(self, vector):
+        return self._op._apply(self._op._mt, vector)
+
+
+def beamlet_neighbour_pairs(beamlets) -> np.ndarray:
+    """(n_pairs, 2) columns of neighbouring beamlets: adjacent cells in one control point and the
+    same cell at consecutive control points of the same arc (the smoothness term's pairs)."""
+    if beamlets is None:
+        return np.zeros((0, 2), dtype=np.int64)
+    cols = beamlets.columns()
+    cp = cols["control_point"].astype(np.int64)
+    k = cols["k"].astype(np.int64)
+    l = cols["l"].astype(np.int64)
+    arc_of_column = np.array([c.arc_index for c in beamlets.control_points], dtype=np.int64)[cp]
+    k_off, l_off = k.min() - 1, l.min() - 1
+    nk, nl = int(k.max() - k_off + 2), int(l.max() - l_off + 2)
+    key = ((cp * nk) + (k - k_off)) * nl + (l - l_off)
+    order = np.argsort(key)
+    sorted_keys = key[order]
+
+    def lookup(target_keys):
+        pos = np.clip(np.searchsorted(sorted_keys, target_keys), 0, len(sorted_keys) - 1)
+        found = sorted_keys[pos] == target_keys
+        return np.where(found, order[pos], -1)
+
+    pairs = []
+    for dcp, dk, dl in ((0, 1, 0), (0, 0, 1), (1, 0, 0)):
+        other = lookup(((cp + dcp) * nk + (k + dk - k_off)) * nl + (l + dl - l_off))
+        ok = other >= 0
+        if dcp:  # consecutive control points only within one arc
+            ok &= arc_of_column[np.clip(other, 0, None)] == arc_of_column
+        idx = np.flatnonzero(ok)
+        pairs.append(np.stack([idx, other[idx]], axis=1))
+    return np.concatenate(pairs).astype(np.int64) if pairs else np.zeros((0, 2), dtype=np.int64)
+
+
+def ring_mask(grid, structures: dict, inner_mm: float = 5.0, outer_mm: float = 20.0) -> np.ndarray:
+    """Body voxels between inner_mm and outer_mm from the PTV (a normal-tissue fall-off region)."""
+    from scipy.ndimage import distance_transform_edt
+
+    ptv = np.asarray(structures[PTV], bool)
+    body = np.asarray(structures.get(BODY, np.ones(grid.shape, bool)), bool)
+    dist = distance_transform_edt(~ptv, sampling=grid.spacing_mm)
+    return body & (dist >= inner_mm) & (dist <= outer_mm) & ~ptv
+
+
+@dataclass(frozen=True, eq=False)
+class FluenceProblem:
+    """The optimisation rows of an influence matrix, per structure, on one array module.
+
+    Build with FluenceProblem.build(influence, structures, grid, beamlets, xp).
+    rows: structure name -> indices into the operator's rows (xp arrays).
+    """
+
+    operator: Any
+    rows: dict
+    n_beamlets: int
+    pairs: np.ndarray
+    weight_scale_mu: float
+    xp: Any = np
+    row_counts: dict = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, influence, structures: dict, beamlets=None, xp=np, ring_mm=(5.0, 20.0),
+              pairs: np.ndarray | None = None) -> "FluenceProblem":
+        matrix = influence.matrix
+        voxel_indices = np.asarray(influence.voxel_indices)
+        grid = influence.grid
+        if TARGET not in structures or not np.any(structures[TARGET]):
+            raise SpecError(TARGET, "the plan needs a non-empty PTV_Eval")
+        masks = {name: np.asarray(structures[name], bool).ravel()[voxel_indices]
+                 for name in (TARGET, BOOST, CORD_PRV, THECAL_SAC) if name in structures}
+        if PTV in structures:
+            masks[RING] = ring_mask(grid, structures, *ring_mm).ravel()[voxel_indices]
+        if BOOST in masks:
+            masks[TARGET_REST] = masks[TARGET] & ~masks[BOOST]
+        n_target = int(np.count_nonzero(np.asarray(structures[TARGET], bool)))
+        if int(masks[TARGET].sum()) < n_target:
+            raise SpecError("influence.rows", f"{n_target - int(masks[TARGET].sum())} PTV_Eval voxels have no "
+                                              "influence-matrix row")
+        used = np.zeros(len(voxel_indices), dtype=bool)
+        for m in masks.values():
+            used |= m
+        used_idx = np.flatnonzero(used)
+        sub = matrix if len(used_idx) == matrix.shape[0] else matrix[used_idx]
+        rows = {}
+        counts = {}
+        for name, m in masks.items():
+            r = np.flatnonzero(m[used_idx])
+            counts[name] = int(r.size)
+            if r.size:
+                rows[name] = xp.asarray(r)
+        operator = SparseOperator(sub, xp)
+        if pairs is None:
+            pairs = beamlet_neighbour_pairs(beamlets if beamlets is not None else getattr(influence, "beamlets", None))
+        # typical beamlet weight (MU) giving the prescription on average in PTV_Eval: scales the smoothness
+        target_sum = np.asarray(sub[np.flatnonzero(masks[TARGET][used_idx])].sum(axis=1)).ravel()
+        mean_per_mu = float(target_sum.mean()) if target_sum.size else 0.0
+        if mean_per_mu <= 0:
+            raise SpecError("influence", "no beamlet reaches PTV_Eval: check the arcs and the isocentre")
+        return cls(operator, rows, int(matrix.shape[1]), np.asarray(pairs, dtype=np.int64), 1.0 / mean_per_mu,
+                   xp, counts)
+
+    def initial_weights(self, prescription_gy: float):
+        """Open uniform fluence giving the prescription as the mean PTV_Eval dose."""
+        return self.xp.full(self.n_beamlets, prescription_gy * self.weight_scale_mu, dtype=self.xp.float64)
+
+    def has(self, name: str) -> bool:
+        return name in self.rows
+
+    def objective(self, goals: PlanGoals) -> FluenceObjective:
+        w = goals.weights
+        rx = goals.prescription_gy
+        objs = [SquaredUnderdose(TARGET, self.rows[TARGET], rx, w.target_underdose)]
+        boosting = goals.boost_gy is not None and self.has(BOOST)
+        if boosting:
+            boost = goals.boost_gy
+            objs.append(SquaredUnderdose(BOOST, self.rows[BOOST], boost, w.boost_underdose))
+            objs.append(SquaredOverdose(BOOST, self.rows[BOOST], min(boost + goals.boost_hot_margin_gy,
+                                                                     goals.hot_spot_aim_gy), w.boost_overdose))
+            if self.has(TARGET_REST):
+                objs.append(SquaredOverdose(TARGET, self.rows[TARGET_REST],
+                                            min(rx * goals.homogeneity_frac, goals.hot_spot_aim_gy),
+                                            w.target_overdose))
+        else:
+            objs.append(SquaredOverdose(TARGET, self.rows[TARGET], min(rx * goals.homogeneity_frac,
+                                                                       goals.hot_spot_aim_gy), w.target_overdose))
+        if self.has(CORD_PRV):
+            objs.append(SquaredOverdose(CORD_PRV, self.rows[CORD_PRV], goals.cord_prv_aim_gy, w.organ_overdose))
+        if self.has(THECAL_SAC):
+            objs.append(SquaredOverdose(THECAL_SAC, self.rows[THECAL_SAC], goals.thecal_sac_aim_gy,
+                                        w.organ_overdose))
+        if self.has(RING) and w.ring_overdose > 0:
+            objs.append(SquaredOverdose("ring", self.rows[RING], goals.ring_aim_frac * rx, w.ring_overdose))
+        weight_objs = ()
+        if len(self.pairs) and w.smoothness > 0:
+            # penalise differences relative to the typical weight: dimensionless like the dose terms (Gy^2)
+            scale = (1.0 / self.weight_scale_mu) ** 2  # (prescription / typical weight)^2
+            weight_objs = (Smoothness(self.pairs, self.n_beamlets, w.smoothness * scale),)
+        return FluenceObjective(self.operator, tuple(objs), weight_objs, self.xp)
+
+    def optimise(self, goals: PlanGoals, weights0=None, solver: str = "projected_lbfgs",
+                 options: SolverOptions = SolverOptions()) -> SolverResult:
+        objective = self.objective(goals)
+        w0 = self.initial_weights(goals.prescription_gy) if weights0 is None else self.xp.asarray(weights0)
+        return minimize_nonnegative(objective.value_and_gradient, w0, solver, self.xp, options)
