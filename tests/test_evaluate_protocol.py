@@ -109,6 +109,12 @@ class TestStatusBoundaries:
     def test_float_noise_at_the_bound_is_not_a_violation(self):
         assert row_status(30.0 * 0.99, None, Range(29.7, None, "Gy")) != VIOLATED
 
+    def test_prescription_normalised_in_float32_is_optimal(self):
+        # a D90% scaled to 30 Gy and stored as float32 reads back slightly off 30 Gy
+        value = float(np.float32(30.0 * (1 + 1e-7)) + 3.8e-7)
+        assert value != 30.0
+        assert row_status(value, Range(30.0, 30.0, "Gy"), Range(29.7, 30.3, "Gy")) == OPTIMAL
+
 
 def passing_sib_values():
     return {
