@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "simsbrt.evaluate.cli_evaluate",
     "simsbrt.dose.cli",
     "simsbrt.optimize.cli",
+    "simsbrt.cli_compare",
 )
 
 

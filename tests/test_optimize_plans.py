@@ -121,3 +121,26 @@ def test_bad_requests_raise_spec_errors_naming_the_field(inputs):
     with pytest.raises(SpecError, match="boost_range_gy"):
         PlanSettings(boost_range_gy=(45.0, 30.0))
     assert protocol_for("sib", PlanSettings(cord_prv_limit_gy=20.0)).limits[-2].mandatory.max_value == 20.0
+
+
+def test_sib_search_ends_at_a_binding_mandatory_limit(inputs, plans):
+    """The goal range reaches the 51 Gy D2% ceiling, so the search must stop where a limit binds."""
+    sib = plans["sib"]
+    assert sib.search_stop.startswith("a limit binds")
+    assert sib.binding_limits
+    mandatory_ceilings = {"GTV D2% <= 51 Gy", "PTV_Eval D2% <= 51 Gy", "SpinalCord_PRV02 D0.03cc <= 25 Gy",
+                          "ThecalSac D0.03cc <= 30 Gy"}
+    floors = ("PTV_Eval D98%", "GTV D98%")
+    assert all(b in mandatory_ceilings or b.startswith(floors) for b in sib.binding_limits), sib.binding_limits
+    failed = [s for s in sib.search if not s.acceptable]
+    assert failed and min(s.goal_gy for s in failed) > sib.boost_goal_gy
+    assert sib.plan_goal_gy <= sib.boost_goal_gy
+    assert sib.summary()["search_stop"] == sib.search_stop
+
+
+def test_sib_search_that_stops_at_its_range_top_says_so(inputs):
+    result = make_plan(inputs, "sib", PlanSettings(n_bisections=1, boost_range_gy=(30.0, 36.0)))
+    assert result.feasible
+    assert result.search_stop.startswith("range top reached")
+    assert result.boost_goal_gy == 36.0
+    assert result.binding_limits == ()

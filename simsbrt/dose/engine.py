@@ -237,4 +237,16 @@ def compute_influence(grid: Grid, density: np.ndarray, rows: np.ndarray, beamlet
     timings["assemble_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - t_start
     log.info("influence: %d rows x %d beamlets, %d non-zeros (%s)", len(rows), beamlets.n_beamlets, nnz, backend.name)
-    return InfluenceMatrix(matrix, rows, grid, backend.name, backend.device, beamlets, options, timings)
+    return InfluenceMatrix(matrix, rows, grid, backend.name, backend.device, beamlets, options, timings,
+                           column_map_of(cpi, beamlets.column_offsets))
+
+
+def column_map_of(cpi: np.ndarray, column_offsets: np.ndarray) -> np.ndarray:
+    """Distinct-beamlet index of every column: a control point copied from a primary one (CPI_PRIMARY,
+    same entries with columns shifted by CPI_COL_SHIFT) maps its columns onto the primary's."""
+    n_cp = len(column_offsets) - 1
+    per_column_cp = np.repeat(np.arange(n_cp), np.diff(column_offsets))
+    primary_column = np.arange(int(column_offsets[-1]), dtype=np.int64) - cpi[per_column_cp, CPI_COL_SHIFT]
+    is_representative = cpi[per_column_cp, CPI_PRIMARY] == per_column_cp
+    rank = np.cumsum(is_representative) - 1
+    return rank[primary_column].astype(np.int64)

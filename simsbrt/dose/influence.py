@@ -5,6 +5,11 @@ non-zero plus the row pointers). Rows are voxels of the grid (flat C-order indic
 ``voxel_indices``); columns are beamlets (simsbrt.geometry.beamlets column order). Values are
 Gy per MU (simsbrt.dose.machine: a beamlet weight of 1 is 1 MU through that beamlet).
 Within one row the column indices are not sorted.
+
+column_map (optional, int64 per column): the index of each column's distinct beamlet. Columns
+with the same value are identical (the engine computes control points with identical geometry
+and beamlets once and copies them, e.g. the cw and ccw full arcs at a shared gantry angle); the
+representative of each set is its first column. None = every column distinct.
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ class InfluenceMatrix:
     beamlets: object | None = None
     options: object | None = None
     timings_s: dict = field(default_factory=dict)
+    column_map: np.ndarray | None = None
 
     @property
     def n_voxels(self) -> int:

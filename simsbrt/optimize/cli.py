@@ -68,6 +68,8 @@ def format_plan(summary: dict, result) -> str:
         lines.append(f"reached PTV_Eval prescription (D90%): {summary['prescription_gy']:.2f} Gy")
     if summary["binding_limits"]:
         lines.append("binding limit(s): " + "; ".join(summary["binding_limits"]))
+    if summary.get("search_stop") and summary["mode"] != "uniform":
+        lines.append(f"search: {summary['search_stop']}")
     lines.append("")
     lines.append(result.evaluation.format_table())
     lines.append("")

@@ -9,8 +9,17 @@ own penalties never decide feasibility.
 - sib: PTV_Eval at D90% = 30 Gy and the highest GTV boost goal whose normalised plan keeps every
   mandatory limit of "sib_trial" that a higher boost can break (organ maxima, D2% ceilings,
   D98% floors); the GTV D50%/D90%/D98% floors rise with the boost, so they are left to the final
-  verdict. The GTV hot-spot aim is capped at the optimal D2% ceiling (48 Gy) so that the optimal
-  ranges are preferred where reachable.
+  verdict. The goal range reaches the mandatory ceiling: D50% <= D2% <= 51 Gy, so a GTV goal of
+  51 Gy cannot be met and the search ends where a limit binds (or says "range top reached" when
+  the top of a narrower range is still acceptable). The GTV hot-spot aim is boost + 2 Gy, capped
+  at 50 Gy (the 51 Gy ceiling minus 1 Gy), so it stays inside the optimal D2% range (<= 48 Gy)
+  for boosts up to 46 Gy and moves toward the mandatory ceiling only above.
+  Rule for "preferring optimal ranges where reachable" (deterministic): among the acceptable plans
+  of the search whose GTV D50% is within optimal_preference_gy (0.5 Gy) of the highest one, the
+  plan with the most protocol rows in their optimal range is chosen (ties: higher GTV D50%, then
+  higher goal). Intermediate search steps run at search_solver_options (looser, warm-started);
+  the chosen plan is then re-optimised at solver_options (full accuracy) from its own weights and
+  kept only if it is still acceptable (otherwise the search's plan stays).
 - uniform_escalated: the whole PTV_Eval prescription p (D90% = p) raised as far as the organ
   limits and the D2% <= 51 Gy ceiling allow (protocol "uniform" with the D90% row moved to p).
 """
@@ -27,6 +36,7 @@ import numpy as np
 from simsbrt.backend import Backend, resolve_backend
 from simsbrt.errors import SpecError
 from simsbrt.evaluate import compute_dvhs, evaluate_protocol, prescription_scale_factor
+from simsbrt.evaluate.protocol import OPTIMAL
 from simsbrt.evaluate.dvh import to_host
 from simsbrt.optimize.problem import CORD_PRV, THECAL_SAC, FluenceProblem, PlanGoals
 from simsbrt.optimize.sib import SearchStep, bracket_search
@@ -53,12 +63,15 @@ class PlanSettings:
     cord_prv_limit_gy: float | None = None
     thecal_sac_limit_gy: float | None = None
     organ_margin_gy: float = 1.0            # optimiser aims at limit - margin (verdict is on the evaluated dose)
-    boost_range_gy: tuple[float, float] = (30.0, 48.0)
+    boost_range_gy: tuple[float, float] = (30.0, 51.0)
     escalation_range_gy: tuple[float, float] = (30.0, 48.0)
     n_bisections: int = 5
     organ_rounds: int = 2                   # extra rounds with 5x organ weight when an organ limit fails
     solver: str = "projected_lbfgs"
-    solver_options: SolverOptions = SolverOptions(max_iter=200, ftol=1e-6)
+    solver_options: SolverOptions = SolverOptions(max_iter=200, ftol=1e-6)       # single plans, final polish
+    search_solver_options: SolverOptions = SolverOptions(max_iter=120, ftol=1e-5)  # search steps (warm starts)
+    optimal_preference_gy: float = 0.5
+    polish: bool = True
     goals: PlanGoals = PlanGoals()
 
     def __post_init__(self):
@@ -74,6 +87,8 @@ class PlanSettings:
                 raise SpecError(name, f"needs 0 < low <= high, got ({lo}, {hi})")
         if self.solver not in SOLVERS:
             raise SpecError("solver", f"unknown solver {self.solver!r}; choose one of {', '.join(SOLVERS)}")
+        if not (np.isfinite(self.optimal_preference_gy) and self.optimal_preference_gy >= 0):
+            raise SpecError("optimal_preference_gy", f"must be >= 0 Gy, got {self.optimal_preference_gy}")
         if int(self.n_bisections) < 0 or int(self.organ_rounds) < 0:
             raise SpecError("n_bisections", "search steps and organ rounds must be >= 0")
 
@@ -117,6 +132,9 @@ class PlanResult:
     backend: str
     device: str
     timings_s: dict
+    search_stop: str = ""        # how the search ended: "a limit binds: ...", "range top reached (...)", ...
+    plan_goal_gy: float | None = None   # the goal of the returned plan (the optimal-range rule may pick one
+                                        # below boost_goal_gy, the highest acceptable goal)
 
     def summary(self) -> dict:
         """The JSON document of the CLI contract (plus search details)."""
@@ -131,6 +149,8 @@ class PlanResult:
             "feasible": bool(self.feasible),
             "violated_limits": list(self.evaluation.violated_limits),
             "binding_limits": list(self.binding_limits),
+            "search_stop": self.search_stop,
+            "plan_goal_gy": self.plan_goal_gy,
             "prescription_gy": self.prescription_gy,
             "boost_goal_gy": self.boost_goal_gy,
             "cord_prv_limit_gy": self.cord_prv_limit_gy,
@@ -233,12 +253,14 @@ class _Planner:
         self.goals = settings.goals.with_(cord_prv_aim_gy=max(cord - margin, 0.0),
                                           thecal_sac_aim_gy=max(sac - margin, 0.0))
 
-    def candidate(self, goals: PlanGoals, protocol: Protocol, warm: Candidate | None, ignore: Callable) -> Candidate:
+    def candidate(self, goals: PlanGoals, protocol: Protocol, warm: Candidate | None, ignore: Callable,
+                  options: SolverOptions | None = None) -> Candidate:
         """A normalised, evaluated plan; extra rounds with heavier organ weights while an organ limit fails."""
         w0 = None if warm is None else warm.weights
+        options = options or self.settings.solver_options
         first = None
         for round_ in range(self.settings.organ_rounds + 1):
-            cand = self._optimise_once(goals, protocol, w0)
+            cand = self._optimise_once(goals, protocol, w0, options)
             first = first or cand
             if not _organ_violations(cand.evaluation):
                 return cand
@@ -248,15 +270,15 @@ class _Planner:
         # heavier organ weights did not meet the organ limit: keep the plan of the standard weights
         return first
 
-    def _optimise_once(self, goals: PlanGoals, protocol: Protocol, w0) -> Candidate:
+    def _optimise_once(self, goals: PlanGoals, protocol: Protocol, w0, options: SolverOptions) -> Candidate:
         t0 = time.perf_counter()
         result = self.problem.optimise(goals, None if w0 is None else self.problem.xp.asarray(w0),
-                                       self.settings.solver, self.settings.solver_options)
+                                       self.settings.solver, options)
         weights = np.asarray(to_host(result.x), dtype=np.float64)
         self.timings["optimise_s"] += time.perf_counter() - t0
         self.n_iterations += result.n_iter
         t0 = time.perf_counter()
-        dose = self.inputs.influence.dose_grid(weights)
+        dose = full_dose_grid(self.inputs.influence, weights)
         factor = prescription_scale_factor(protocol, dose, self.masks, self.voxel_cc)
         # evaluated as stored in PLAN.h5 (float32), so the search and the final verdict agree
         weights, dose = weights * factor, (dose * factor).astype(np.float32)
@@ -265,8 +287,54 @@ class _Planner:
         return Candidate(goals.boost_gy or goals.prescription_gy, weights, dose, evaluation, result.n_iter, factor)
 
 
+def full_dose_grid(influence, weights) -> np.ndarray:
+    """influence.dose_grid(weights), on the CPU with the parallel CSR kernel (float64 accumulation, the
+    same sums as scipy's product; scipy would first copy the float32 matrix to float64)."""
+    import scipy.sparse as sp
+
+    m = influence.matrix
+    w = np.ascontiguousarray(weights, dtype=np.float64)
+    if not sp.isspmatrix_csr(m) or w.shape != (m.shape[1],):
+        return influence.dose_grid(weights)
+    from simsbrt.kernels.sparse import csr_matvec
+
+    rows = np.empty(m.shape[0], dtype=np.float64)
+    csr_matvec(m.indptr, m.indices, m.data, w, rows)
+    out = np.zeros(influence.grid.n_voxels)
+    out[influence.voxel_indices] = rows
+    return out.reshape(influence.grid.shape)
+
+
 def _organ_violations(evaluation) -> tuple[str, ...]:
     return tuple(r.limit_name for r in evaluation.rows if r.status == "violated" and r.structure in ORGAN_STRUCTURES)
+
+
+def _n_optimal_rows(evaluation) -> int:
+    return sum(r.status == OPTIMAL for r in evaluation.rows)
+
+
+def _gtv_d50(cand: Candidate) -> float:
+    value = cand.evaluation.row("GTV", "D50%").value
+    return float("-inf") if value is None else float(value)
+
+
+def prefer_optimal(accepted, tolerance_gy: float):
+    """Among acceptable candidates with GTV D50% within tolerance_gy of the highest, the one with the most
+    protocol rows in their optimal range (ties: higher GTV D50%, then higher goal). None if none."""
+    if not accepted:
+        return None
+    top = max(_gtv_d50(c) for c in accepted)
+    pool = [c for c in accepted if _gtv_d50(c) >= top - tolerance_gy]
+    return max(pool, key=lambda c: (_n_optimal_rows(c.evaluation), _gtv_d50(c), c.goal_gy))
+
+
+def _search_stop(outcome, binding, lo_gy: float, hi_gy: float, label: str) -> str:
+    reason = outcome.stop_reason
+    if reason == "range top reached":
+        return f"range top reached ({label} {hi_gy:.2f} Gy still meets every limit; no limit bound)"
+    if reason == "a limit binds":
+        return "a limit binds: " + "; ".join(binding)
+    return f"infeasible at the range bottom ({label} {lo_gy:.2f} Gy): " + "; ".join(binding)
 
 
 def _binding_first(names) -> tuple[str, ...]:
@@ -333,21 +401,36 @@ def make_plan(inputs: PlanInputs, mode: str, settings: PlanSettings = PlanSettin
         cand = planner.candidate(planner.goals.with_(boost_gy=None), protocol, None, _never)
         steps = ()
         binding = tuple(cand.evaluation.violated_limits)
+        search_stop = "no search (single optimisation)"
         reached_rx = protocol.prescription.dose_gy
     elif mode == "sib":
         protocol = protocol_for(mode, settings)
         lo, hi = settings.boost_range_gy
 
-        def plan_at(goal, warm):
-            return planner.candidate(planner.goals.with_(boost_gy=goal), protocol, warm, _gtv_floor)
+        def acceptable(c):
+            return not _blocking_violations(c.evaluation, _gtv_floor)
 
-        outcome = bracket_search(plan_at, lambda c: not _blocking_violations(c.evaluation, _gtv_floor),
-                                 _describe(_gtv_floor), lo, hi, settings.n_bisections, progress, "GTV boost goal")
-        cand = outcome.best if outcome.best is not None else outcome.lowest_failure
+        def plan_at(goal, warm):
+            return planner.candidate(planner.goals.with_(boost_gy=goal), protocol, warm, _gtv_floor,
+                                     settings.search_solver_options)
+
+        outcome = bracket_search(plan_at, acceptable, _describe(_gtv_floor), lo, hi, settings.n_bisections,
+                                 progress, "GTV boost goal")
+        chosen = prefer_optimal(outcome.accepted, settings.optimal_preference_gy)
+        cand = chosen if chosen is not None else outcome.lowest_failure
+        if chosen is not None and settings.polish and settings.search_solver_options != settings.solver_options:
+            polished = planner.candidate(planner.goals.with_(boost_gy=chosen.goal_gy), protocol, chosen, _gtv_floor,
+                                         settings.solver_options)
+            kept = acceptable(polished)
+            if progress:
+                progress(f"final plan at GTV boost goal {chosen.goal_gy:.2f} Gy, full accuracy: "
+                         f"{'kept' if kept else 'violates a limit, the search plan is kept'}")
+            cand = polished if kept else chosen
         boost_goal = outcome.best_goal_gy
         steps = outcome.steps
         binding = (_blocking_violations(outcome.lowest_failure.evaluation, _gtv_floor)
                    if outcome.lowest_failure is not None else ())
+        search_stop = _search_stop(outcome, binding, lo, hi, "GTV boost goal")
         reached_rx = protocol.prescription.dose_gy
     else:  # uniform_escalated
         lo, hi = settings.escalation_range_gy
@@ -369,6 +452,7 @@ def make_plan(inputs: PlanInputs, mode: str, settings: PlanSettings = PlanSettin
         steps = outcome.steps
         binding = (tuple(outcome.lowest_failure.evaluation.violated_limits)
                    if outcome.lowest_failure is not None else ())
+        search_stop = _search_stop(outcome, _binding_first(binding), lo, hi, "PTV_Eval prescription")
     # the verdict: simsbrt.evaluate on the final dose exactly as stored (float32, full grid)
     masks = inputs.phantom.structures
     dose32 = cand.dose_gy.astype(np.float32)
@@ -380,4 +464,5 @@ def make_plan(inputs: PlanInputs, mode: str, settings: PlanSettings = PlanSettin
     return PlanResult(mode, protocol, cand.weights, dose32, evaluation, metrics,
                       bool(evaluation.feasible), _binding_first(binding or evaluation.violated_limits), boost_goal,
                       float(reached_rx), float(cord_limit), tuple(steps), planner.n_iterations,
-                      inputs.backend.name, inputs.backend.device, timings)
+                      inputs.backend.name, inputs.backend.device, timings, search_stop,
+                      float(cand.goal_gy) if cand is not None else None)

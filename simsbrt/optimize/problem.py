@@ -19,6 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from simsbrt.errors import SpecError
+from simsbrt.optimize.columns import ColumnMap, merged_rows
 from simsbrt.optimize.objectives import FluenceObjective, Smoothness, SquaredOverdose, SquaredUnderdose
 from simsbrt.optimize.solvers import SolverOptions, SolverResult, minimize_nonnegative
 
@@ -60,7 +61,10 @@ class PlanGoals:
     boost_gy: GTV goal (SIB); None = no boost (uniform plans).
     homogeneity_frac: PTV_Eval (outside the GTV when boosting) overdose aim = prescription * this.
     boost_hot_margin_gy: GTV overdose aim = boost + this, capped at hot_spot_aim_gy.
-    hot_spot_aim_gy: ceiling aimed at in the targets (the D2% <= 51 Gy limit minus a margin).
+    hot_spot_aim_gy: ceiling aimed at in the targets: the optimal D2% ceiling (48 Gy). Boost goals above
+        it (the search runs up to the 51 Gy mandatory ceiling) push the GTV underdose term against this
+        overdose aim: the GTV dose rises while staying as homogeneous as the plan allows, until the
+        evaluated D2% <= 51 Gy (or another limit) fails.
     cord_prv_aim_gy / thecal_sac_aim_gy: organ maximum-dose aims (limit minus a safety margin).
     ring_aim_frac: normal-tissue ring overdose aim as a fraction of the prescription.
     """
@@ -94,24 +98,45 @@ class SparseOperator:
     """D (rows x beamlets) and its transpose as CSR on the array module's device (scipy or cupyx).
 
     Stored in float32 by default (the influence matrix's own precision; half the memory traffic of
-    float64 per product): vectors are cast to the matrix dtype for the product and the result is
-    returned in float64, so the objective and the solver work in double precision.
+    float64 per product). On the CPU both products run in the numba kernel kernels/sparse.py
+    (parallel over rows, float64 accumulation; D^T g on a transposed CSR copy, so no scattered
+    writes); with cupy they are cupyx's. Results are float64, so the objective and the solver work
+    in double precision. parallel=False uses scipy's (single-threaded) product instead.
     """
 
-    def __init__(self, matrix: sp.csr_matrix, xp=np, dtype=np.float32):
+    def __init__(self, matrix: sp.csr_matrix, xp=np, dtype=np.float32, parallel: bool = True):
         self.xp = xp
         self.shape = matrix.shape
         self.dtype = np.dtype(dtype)
         host = matrix if (sp.isspmatrix_csr(matrix) and matrix.dtype == self.dtype) else sp.csr_matrix(matrix, dtype=dtype)
         host_t = host.T.tocsr()
+        self._kernel = None
         if xp is np:
             self._m, self._mt = host, host_t
+            if parallel:
+                from simsbrt.kernels.sparse import csr_matvec
+
+                self._kernel = csr_matvec
+                # the products are memory-bound: 16-bit column indices where they fit (6 instead of 8 bytes
+                # per non-zero; the distinct beamlets of two full arcs and the optimisation rows do)
+                self._m, self._mt = _narrow_indices(host), _narrow_indices(host_t)
         else:  # cupy: the matrix lives on the GPU for the whole optimisation
             import cupyx.scipy.sparse as csp
 
             self._m, self._mt = csp.csr_matrix(host), csp.csr_matrix(host_t)
 
+    @property
+    def nnz(self) -> int:
+        return int(self._m.nnz)
+
     def _apply(self, matrix, vector):
+        if self._kernel is not None:
+            x = np.ascontiguousarray(vector, dtype=np.float64)
+            if x.shape != (matrix.shape[1],):
+                raise ValueError(f"vector needs shape ({matrix.shape[1]},), got {x.shape}")
+            out = np.empty(matrix.shape[0], dtype=np.float64)
+            self._kernel(matrix.indptr, matrix.indices, matrix.data, x, out)
+            return out
         out = matrix @ vector.astype(self.dtype, copy=False)
         return out.astype(self.xp.float64, copy=False)
 
@@ -121,6 +146,24 @@ class SparseOperator:
     @property
     def T(self) -> "_Transposed":
         return _Transposed(self)
+
+
+def _narrow_indices(m: sp.csr_matrix):
+    """(indptr, indices, data, shape) with uint16 column indices when the matrix has < 2**16 columns."""
+    indices = m.indices.astype(np.uint16) if m.shape[1] <= np.iinfo(np.uint16).max + 1 else m.indices
+    return _RawCSR(m.indptr, indices, m.data, m.shape)
+
+
+@dataclass(frozen=True, eq=False)
+class _RawCSR:
+    indptr: np.ndarray
+    indices: np.ndarray
+    data: np.ndarray
+    shape: tuple
+
+    @property
+    def nnz(self) -> int:
+        return int(self.data.size)
 
 
 class _Transposed:
@@ -178,8 +221,13 @@ def ring_mask(grid, structures: dict, inner_mm: float = 5.0, outer_mm: float = 2
 class FluenceProblem:
     """The optimisation rows of an influence matrix, per structure, on one array module.
 
-    Build with FluenceProblem.build(influence, structures, grid, beamlets, xp).
+    Build with FluenceProblem.build(influence, structures, beamlets, xp).
+    The optimiser's variables are the distinct beamlets (simsbrt.optimize.columns): identical
+    columns of the influence matrix are merged, and the public methods (initial_weights, optimise)
+    take and return delivered weights, one per influence-matrix column.
     rows: structure name -> indices into the operator's rows (xp arrays).
+    n_beamlets: the number of optimisation variables (distinct beamlets).
+    pairs: smoothness neighbour pairs of distinct beamlets.
     """
 
     operator: Any
@@ -189,10 +237,12 @@ class FluenceProblem:
     weight_scale_mu: float
     xp: Any = np
     row_counts: dict = field(default_factory=dict)
+    columns: ColumnMap | None = None
 
     @classmethod
     def build(cls, influence, structures: dict, beamlets=None, xp=np, ring_mm=(5.0, 20.0),
-              pairs: np.ndarray | None = None) -> "FluenceProblem":
+              pairs: np.ndarray | None = None, merge_columns: bool = True,
+              parallel: bool = True) -> "FluenceProblem":
         matrix = influence.matrix
         voxel_indices = np.asarray(influence.voxel_indices)
         grid = influence.grid
@@ -212,7 +262,8 @@ class FluenceProblem:
         for m in masks.values():
             used |= m
         used_idx = np.flatnonzero(used)
-        sub = matrix if len(used_idx) == matrix.shape[0] else matrix[used_idx]
+        columns = ColumnMap.of(influence) if merge_columns else ColumnMap.identity(matrix.shape[1])
+        sub = merged_rows(matrix, used_idx, columns)
         rows = {}
         counts = {}
         for name, m in masks.items():
@@ -220,25 +271,44 @@ class FluenceProblem:
             counts[name] = int(r.size)
             if r.size:
                 rows[name] = xp.asarray(r)
-        operator = SparseOperator(sub, xp)
+        operator = SparseOperator(sub, xp, parallel=parallel)
         if pairs is None:
             pairs = beamlet_neighbour_pairs(beamlets if beamlets is not None else getattr(influence, "beamlets", None))
-        # typical beamlet weight (MU) giving the prescription on average in PTV_Eval: scales the smoothness
-        target_sum = np.asarray(sub[np.flatnonzero(masks[TARGET][used_idx])].sum(axis=1)).ravel()
+        pairs = columns.distinct_pairs(pairs)
+        # typical distinct-beamlet weight (MU) giving the prescription on average in PTV_Eval: scales the
+        # smoothness (D_d @ 1 summed over the target rows = the mean dose per MU of every beamlet)
+        target_rows = np.flatnonzero(masks[TARGET][used_idx])
+        target_sum = np.asarray(sub[target_rows].sum(axis=1)).ravel() if target_rows.size else np.zeros(0)
         mean_per_mu = float(target_sum.mean()) if target_sum.size else 0.0
         if mean_per_mu <= 0:
             raise SpecError("influence", "no beamlet reaches PTV_Eval: check the arcs and the isocentre")
-        return cls(operator, rows, int(matrix.shape[1]), np.asarray(pairs, dtype=np.int64), 1.0 / mean_per_mu,
-                   xp, counts)
+        return cls(operator, rows, columns.n_distinct, np.asarray(pairs, dtype=np.int64), 1.0 / mean_per_mu,
+                   xp, counts, columns)
+
+    @property
+    def column_map(self) -> ColumnMap:
+        return self.columns if self.columns is not None else ColumnMap.identity(self.n_beamlets)
+
+    def to_distinct(self, weights):
+        """Delivered weights (one per influence column) -> the optimiser's variables (same dose)."""
+        return self.column_map.to_distinct(weights, self.xp)
+
+    def to_delivered(self, x):
+        """The optimiser's variables -> delivered weights, each distinct weight split equally over its copies."""
+        return self.column_map.to_delivered(x, self.xp)
 
     def initial_weights(self, prescription_gy: float):
-        """Open uniform fluence giving the prescription as the mean PTV_Eval dose."""
+        """Open uniform fluence giving the prescription as the mean PTV_Eval dose (delivered weights)."""
+        return self.to_delivered(self.initial_variables(prescription_gy))
+
+    def initial_variables(self, prescription_gy: float):
         return self.xp.full(self.n_beamlets, prescription_gy * self.weight_scale_mu, dtype=self.xp.float64)
 
     def has(self, name: str) -> bool:
         return name in self.rows
 
     def objective(self, goals: PlanGoals) -> FluenceObjective:
+        """The objective as a function of the distinct-beamlet variables (see to_distinct)."""
         w = goals.weights
         rx = goals.prescription_gy
         objs = [SquaredUnderdose(TARGET, self.rows[TARGET], rx, w.target_underdose)]
@@ -271,6 +341,9 @@ class FluenceProblem:
 
     def optimise(self, goals: PlanGoals, weights0=None, solver: str = "projected_lbfgs",
                  options: SolverOptions = SolverOptions()) -> SolverResult:
+        """Optimise from delivered weights weights0 (None: open uniform fluence); the result's x is the
+        delivered weights (one per influence column); the objective works on distinct beamlets."""
         objective = self.objective(goals)
-        w0 = self.initial_weights(goals.prescription_gy) if weights0 is None else self.xp.asarray(weights0)
-        return minimize_nonnegative(objective.value_and_gradient, w0, solver, self.xp, options)
+        x0 = self.initial_variables(goals.prescription_gy) if weights0 is None else self.to_distinct(weights0)
+        result = minimize_nonnegative(objective.value_and_gradient, x0, solver, self.xp, options)
+        return replace(result, x=self.to_delivered(result.x))

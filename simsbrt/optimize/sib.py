@@ -41,6 +41,16 @@ class SearchOutcome:
     best_goal_gy: float | None
     lowest_failure: Any | None  # the candidate at the lowest goal that was not acceptable
     steps: tuple[SearchStep, ...]
+    accepted: tuple = ()        # every acceptable candidate, in the order tried
+
+    @property
+    def stop_reason(self) -> str:
+        """'infeasible at the range bottom', 'range top reached' or 'a limit binds'."""
+        if self.best is None:
+            return "infeasible at the range bottom"
+        if self.lowest_failure is None:
+            return "range top reached"
+        return "a limit binds"
 
 
 def bracket_search(plan_at: Callable[[float, Any], Any], acceptable: Callable[[Any], bool],
@@ -56,6 +66,7 @@ def bracket_search(plan_at: Callable[[float, Any], Any], acceptable: Callable[[A
     if n_bisections < 0:
         raise SpecError("search steps", f"must be >= 0, got {n_bisections}")
     steps: list[SearchStep] = []
+    accepted: list = []
     total = n_bisections + 2
 
     def run(goal, warm):
@@ -63,6 +74,8 @@ def bracket_search(plan_at: Callable[[float, Any], Any], acceptable: Callable[[A
         ok = bool(acceptable(cand))
         step = describe(cand, goal, ok)
         steps.append(step)
+        if ok:
+            accepted.append(cand)
         if progress:
             progress(f"search {len(steps)}/{total}: {label} {goal:.2f} Gy -> "
                      f"{'meets the limits' if ok else 'violates ' + '; '.join(step.violated_limits)}")
@@ -70,13 +83,13 @@ def bracket_search(plan_at: Callable[[float, Any], Any], acceptable: Callable[[A
 
     lo_cand, ok = run(lo_gy, None)
     if not ok:
-        return SearchOutcome(None, None, lo_cand, tuple(steps))
+        return SearchOutcome(None, None, lo_cand, tuple(steps), ())
     best, best_goal = lo_cand, lo_gy
     if hi_gy == lo_gy:
-        return SearchOutcome(best, best_goal, None, tuple(steps))
+        return SearchOutcome(best, best_goal, None, tuple(steps), tuple(accepted))
     hi_cand, ok = run(hi_gy, best)
     if ok:
-        return SearchOutcome(hi_cand, hi_gy, None, tuple(steps))
+        return SearchOutcome(hi_cand, hi_gy, None, tuple(steps), tuple(accepted))
     failure = hi_cand
     a, b = lo_gy, hi_gy
     for _ in range(n_bisections):
@@ -86,4 +99,4 @@ def bracket_search(plan_at: Callable[[float, Any], Any], acceptable: Callable[[A
             a, best, best_goal = mid, cand, mid
         else:
             b, failure = mid, cand
-    return SearchOutcome(best, best_goal, failure, tuple(steps))
+    return SearchOutcome(best, best_goal, failure, tuple(steps), tuple(accepted))

@@ -1,0 +1,165 @@
+"""``simsbrt compare``: uniform, uniform_escalated and sib on one phantom, side by side (issue 5).
+
+The three plans share the phantom, arcs, beam model, organ limits and ONE influence matrix
+(prepare_plan_inputs runs once). Written into --out DIR, each file atomically:
+  uniform.h5, uniform_escalated.h5, sib.h5   PLAN.h5 of each plan (simsbrt.io.plan_h5)
+  dvh.png                                   cumulative DVHs of the three plans
+  comparison.csv                            the table (one row per metric, one column per plan)
+  comparison.json                           the --json document
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from simsbrt.errors import SpecError
+from simsbrt.report.compare import PLAN_ORDER
+
+FILES = {"csv": "comparison.csv", "json": "comparison.json", "figure": "dvh.png"}
+
+
+def _progress(message: str) -> None:
+    print(f"simsbrt compare: {message}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True, eq=False)
+class ComparisonRun:
+    results: dict          # mode -> PlanResult
+    metrics: dict          # mode -> simsbrt.report.compare.PlanMetrics
+    table: object          # ComparisonTable
+    document: dict         # the JSON document
+    files: dict            # kind -> Path
+
+
+def check_out_dir(out) -> Path:
+    """--out must be a directory (created if missing), not an existing file."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise SpecError("out", f"{out} exists and is not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SpecError("out", f"cannot create directory {out}: {exc.strerror}") from None
+    return out
+
+
+def run_comparison(inputs, settings, out_dir, progress=None, modes=PLAN_ORDER) -> ComparisonRun:
+    """Plan every mode on the same prepared inputs, write the plans, table, CSV, JSON and figure."""
+    from simsbrt.io.atomic import write_text_atomic
+    from simsbrt.io.plan_h5 import write_plan
+    from simsbrt.optimize.plans import make_plan, protocol_for
+    from simsbrt.report import compare
+    from simsbrt.report.dvh_plot import plot_dvh_comparison
+
+    out = check_out_dir(out_dir)
+    say = progress or (lambda message: None)
+    phantom = inputs.phantom
+    masks, voxel_cc = phantom.structures, phantom.grid.voxel_volume_cc
+    trial = protocol_for("sib", settings)   # Table 1 with the same organ limits
+    results, per_plan, files = {}, {}, {}
+    for mode in modes:
+        say(f"planning {mode} ...")
+        t0 = time.perf_counter()
+        result = make_plan(inputs, mode, settings, progress)
+        results[mode] = result
+        files[mode] = out / f"{mode}.h5"
+        write_plan(files[mode], result, inputs, settings)
+        per_plan[mode] = compare.plan_metrics_for(result.dose_gy, masks, voxel_cc, result.evaluation, trial,
+                                                  trial.n_fractions)
+        say(f"{mode}: {'feasible' if result.feasible else 'NOT feasible'} in {time.perf_counter() - t0:.1f} s; "
+            f"wrote {files[mode].name}")
+    table = compare.build_table(per_plan, trial.n_fractions)
+    files["csv"] = out / FILES["csv"]
+    compare.write_table_csv(files["csv"], table)
+    say("drawing the DVH figure ...")
+    files["figure"] = plot_dvh_comparison(
+        {m: r.dose_gy for m, r in results.items()}, masks, voxel_cc, out / FILES["figure"],
+        limits_gy=_limit_lines(_organ_limit_gy(trial, compare.CORD_PRV), _organ_limit_gy(trial, compare.THECAL_SAC),
+                               trial.prescription.dose_gy),
+        title=f"{phantom.spec.name}: cumulative DVH, " + " vs ".join(results))
+    files["json"] = out / FILES["json"]
+    document = compare.comparison_json(
+        {m: r.summary() for m, r in results.items()}, per_plan, table,
+        {m: files[m].name for m in results},
+        phantom=phantom.spec.name, out=str(out), files={k: str(v) for k, v in files.items()})
+    write_text_atomic(files["json"], json.dumps(document, indent=2) + "\n")
+    return ComparisonRun(results, per_plan, table, document, files)
+
+
+def _organ_limit_gy(protocol, structure: str) -> float:
+    """The D0.03cc maximum of an organ in the protocol (already carrying the settings' limits)."""
+    for limit in protocol.limits:
+        if limit.structure == structure and limit.mandatory is not None and limit.mandatory.max_value is not None:
+            return float(limit.mandatory.max_value)
+    raise SpecError(structure, f"protocol {protocol.name} has no maximum-dose limit for it")
+
+
+def _limit_lines(cord_gy: float, sac_gy: float, rx_gy: float) -> dict:
+    lines = {f"cord PRV {cord_gy:g} Gy": cord_gy}
+    if sac_gy == rx_gy:
+        lines[f"thecal sac / Rx {sac_gy:g} Gy"] = sac_gy
+    else:
+        lines[f"thecal sac {sac_gy:g} Gy"] = sac_gy
+        lines[f"PTV_Eval Rx {rx_gy:g} Gy"] = rx_gy
+    return lines
+
+
+def run_compare(args) -> int:
+    from simsbrt.geometry.arcs import default_arc_set, load_arc_set
+    from simsbrt.optimize.cli import load_phantom_source
+    from simsbrt.optimize.plans import PlanSettings, prepare_plan_inputs
+
+    out = check_out_dir(args.out)
+    if args.search_steps < 0:
+        raise SpecError("search-steps", f"must be >= 0, got {args.search_steps}")
+    settings = PlanSettings(cord_prv_limit_gy=args.cord_prv_limit_gy, n_bisections=args.search_steps)
+    arc_set = load_arc_set(args.arcs) if args.arcs else default_arc_set()   # cheap checks first
+    phantom = load_phantom_source(args.phantom)
+    _progress(f"influence matrix of {phantom.spec.name} ({phantom.grid.n_voxels} voxels), computed once ...")
+    inputs = prepare_plan_inputs(phantom, arc_set, args.backend)
+    _progress(f"{inputs.influence.n_voxels} rows x {inputs.influence.n_beamlets} beamlets in "
+              f"{inputs.timings_s['dose_s']:.1f} s")
+    run = run_comparison(inputs, settings, out, _progress)
+    if args.json:
+        from simsbrt.cli import print_json
+
+        print_json(run.document)
+        return 0
+    print(format_comparison(run))
+    return 0
+
+
+def format_comparison(run: ComparisonRun) -> str:
+    from simsbrt.report.compare import format_table
+
+    lines = []
+    for mode, r in run.results.items():
+        extra = ""
+        if mode == "sib" and r.boost_goal_gy is not None:
+            extra = f", GTV boost goal {r.boost_goal_gy:.2f} Gy"
+        elif mode == "uniform_escalated":
+            extra = f", PTV_Eval prescription reached {r.prescription_gy:.2f} Gy"
+        verdict = "feasible" if r.feasible else "NOT feasible: " + "; ".join(r.evaluation.violated_limits)
+        lines.append(f"{mode} ({r.protocol.name}): {verdict}{extra}")
+    lines += ["", format_table(run.table), ""]
+    lines.append("wrote " + ", ".join(str(p) for p in run.files.values()))
+    return "\n".join(lines)
+
+
+def register(sub) -> None:
+    from simsbrt.optimize.cli import BACKENDS
+
+    p = sub.add_parser("compare", help="plan uniform, uniform_escalated and sib on one phantom; table, CSV, DVH plot")
+    p.add_argument("phantom", help="SPEC.toml, a built-in phantom name, or PHANTOM.h5")
+    p.add_argument("--out", required=True, type=Path, help="output directory (files in it are replaced atomically)")
+    p.add_argument("--arcs", default=None, help="ARCS.toml (default: two coplanar full arcs, 4 degrees)")
+    p.add_argument("--backend", choices=BACKENDS, default=None,
+                   help="cpu | cuda | auto (default: $SIMSBRT_BACKEND, else auto)")
+    p.add_argument("--cord-prv-limit-gy", type=float, default=None,
+                   help="SpinalCord_PRV02 D0.03cc limit for all three plans (default: the protocol's 25 Gy)")
+    p.add_argument("--search-steps", type=int, default=5, help="bisection steps of the boost / escalation searches")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run_compare)
