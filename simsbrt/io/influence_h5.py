@@ -15,15 +15,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import h5py
 import numpy as np
 import scipy.sparse as sp
 
-import simsbrt
 from simsbrt.dose.influence import InfluenceMatrix
-from simsbrt.errors import SchemaError
 from simsbrt.grid import Grid
-from simsbrt.io.atomic import atomic_path
+from simsbrt.io.h5file import create_h5, open_h5
 
 SCHEMA_VERSION = 1
 KIND = "influence"
@@ -38,62 +35,47 @@ def _dataset(group, name, data):
 
 def write_influence(path, im: InfluenceMatrix, input_spec: dict | None = None, beam=None) -> Path:
     path = Path(path)
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["schema_version"] = SCHEMA_VERSION
-            f.attrs["simsbrt_version"] = simsbrt.__version__
-            f.attrs["kind"] = KIND
-            f.attrs["backend"] = im.backend
-            f.attrs["device"] = im.device
-            f.attrs["input_spec"] = json.dumps(input_spec or {})
-            g = f.create_group("grid")
-            g.attrs["shape"] = np.asarray(im.grid.shape)
-            g.attrs["spacing_mm"] = np.asarray(im.grid.spacing_mm)
-            g.attrs["origin_mm"] = np.asarray(im.grid.origin_mm)
-            inf = f.create_group("influence")
-            m = im.matrix
-            _dataset(inf, "data", m.data.astype(np.float32, copy=False))
-            _dataset(inf, "indices", m.indices.astype(np.int32, copy=False))
-            _dataset(inf, "indptr", m.indptr)
-            _dataset(inf, "voxel_indices", im.voxel_indices.astype(np.int64, copy=False))
-            inf.attrs["n_voxels"] = im.n_voxels
-            inf.attrs["n_beamlets"] = im.n_beamlets
-            inf.attrs["nnz"] = im.nnz
-            inf.attrs["units"] = "Gy per MU (beamlet weight 1 = 1 MU through the beamlet)"
-            inf.attrs["timings_json"] = json.dumps(im.timings_s)
-            if im.options is not None:
-                inf.attrs["options_json"] = json.dumps(vars(im.options) if hasattr(im.options, "__dict__") else {})
-            if im.beamlets is not None:
-                bl = im.beamlets
-                b = f.create_group("beamlets")
-                b.attrs["size_mm"] = bl.size_mm
-                for key, value in bl.columns().items():
-                    _dataset(b, key, value)
-                c = f.create_group("control_points")
-                cps = bl.control_points
-                c.create_dataset("arc_index", data=np.array([cp.arc_index for cp in cps], np.int32))
-                c.create_dataset("index_in_arc", data=np.array([cp.index_in_arc for cp in cps], np.int32))
-                for key in ("gantry_deg", "couch_deg", "collimator_deg"):
-                    c.create_dataset(key, data=np.array([getattr(cp, key) for cp in cps], float))
-                c.create_dataset("isocentre_mm", data=np.array([cp.isocentre_mm for cp in cps], float))
-            if beam is not None:
-                f.create_group("beam").attrs["model_json"] = json.dumps(beam.to_dict())
+    with create_h5(path, KIND, SCHEMA_VERSION, backend=im.backend, device=im.device,
+                   input_spec=json.dumps(input_spec or {})) as f:
+        g = f.create_group("grid")
+        g.attrs["shape"] = np.asarray(im.grid.shape)
+        g.attrs["spacing_mm"] = np.asarray(im.grid.spacing_mm)
+        g.attrs["origin_mm"] = np.asarray(im.grid.origin_mm)
+        inf = f.create_group("influence")
+        m = im.matrix
+        _dataset(inf, "data", m.data.astype(np.float32, copy=False))
+        _dataset(inf, "indices", m.indices.astype(np.int32, copy=False))
+        _dataset(inf, "indptr", m.indptr)
+        _dataset(inf, "voxel_indices", im.voxel_indices.astype(np.int64, copy=False))
+        inf.attrs["n_voxels"] = im.n_voxels
+        inf.attrs["n_beamlets"] = im.n_beamlets
+        inf.attrs["nnz"] = im.nnz
+        inf.attrs["units"] = "Gy per MU (beamlet weight 1 = 1 MU through the beamlet)"
+        inf.attrs["timings_json"] = json.dumps(im.timings_s)
+        if im.options is not None:
+            inf.attrs["options_json"] = json.dumps(vars(im.options) if hasattr(im.options, "__dict__") else {})
+        if im.beamlets is not None:
+            bl = im.beamlets
+            b = f.create_group("beamlets")
+            b.attrs["size_mm"] = bl.size_mm
+            for key, value in bl.columns().items():
+                _dataset(b, key, value)
+            c = f.create_group("control_points")
+            cps = bl.control_points
+            c.create_dataset("arc_index", data=np.array([cp.arc_index for cp in cps], np.int32))
+            c.create_dataset("index_in_arc", data=np.array([cp.index_in_arc for cp in cps], np.int32))
+            for key in ("gantry_deg", "couch_deg", "collimator_deg"):
+                c.create_dataset(key, data=np.array([getattr(cp, key) for cp in cps], float))
+            c.create_dataset("isocentre_mm", data=np.array([cp.isocentre_mm for cp in cps], float))
+        if beam is not None:
+            f.create_group("beam").attrs["model_json"] = json.dumps(beam.to_dict())
     return path
 
 
 def read_influence(path) -> InfluenceMatrix:
     """Read an influence file; refuses files of another kind or a newer schema."""
     path = Path(path)
-    if not path.exists():
-        raise SchemaError(f"{path}: no such file")
-    with h5py.File(path, "r") as f:
-        version = int(f.attrs.get("schema_version", -1))
-        if f.attrs.get("kind") != KIND:
-            raise SchemaError(f"{path}: not an influence-matrix file (kind={f.attrs.get('kind')!r})")
-        if version > SCHEMA_VERSION:
-            raise SchemaError(f"{path}: schema_version {version} is newer than this simsbrt reads ({SCHEMA_VERSION})")
-        if version < 1:
-            raise SchemaError(f"{path}: missing or invalid schema_version")
+    with open_h5(path, KIND, SCHEMA_VERSION) as f:
         g = f["grid"].attrs
         grid = Grid(tuple(int(x) for x in g["shape"]), tuple(g["spacing_mm"]), tuple(g["origin_mm"]))
         inf = f["influence"]

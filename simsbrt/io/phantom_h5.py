@@ -14,10 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-import simsbrt
-from simsbrt.errors import SchemaError, SimsbrtError
+from simsbrt.errors import SchemaError
 from simsbrt.grid import Grid
-from simsbrt.io.atomic import atomic_path
+from simsbrt.io.h5file import create_h5, open_h5
 
 SCHEMA_VERSION = 1
 KIND = "phantom"
@@ -25,16 +24,9 @@ GZIP_LEVEL = 4
 
 
 def write_phantom(path, phantom) -> Path:
-    import h5py
-
-    target = Path(path)
-    with atomic_path(target) as tmp:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["schema_version"] = np.int64(SCHEMA_VERSION)
-            f.attrs["simsbrt_version"] = simsbrt.__version__
-            f.attrs["kind"] = KIND
-            write_phantom_group(f, phantom)
-    return target
+    with create_h5(path, KIND, SCHEMA_VERSION) as f:
+        write_phantom_group(f, phantom)
+    return Path(path)
 
 
 def write_phantom_group(group, phantom) -> None:
@@ -56,25 +48,8 @@ def write_phantom_group(group, phantom) -> None:
 
 def read_phantom(path):
     """Read a phantom file; refuses files of a newer schema or of another kind (SchemaError)."""
-    import h5py
-
-    p = Path(path)
-    if not p.is_file():
-        raise SimsbrtError(f"{p}: no such phantom file")
-    try:
-        f = h5py.File(p, "r")
-    except OSError as exc:
-        raise SchemaError(f"{p}: not an HDF5 file ({exc})") from None
-    with f:
-        if "schema_version" not in f.attrs:
-            raise SchemaError(f"{p}: no schema_version attribute; not a simsbrt file")
-        version = int(f.attrs["schema_version"])
-        if version > SCHEMA_VERSION:
-            raise SchemaError(f"{p}: schema_version {version} is newer than this simsbrt reads "
-                              f"({SCHEMA_VERSION}); upgrade simsbrt")
-        if f.attrs.get("kind", KIND) != KIND:
-            raise SchemaError(f"{p}: kind {f.attrs['kind']!r} is not a phantom file")
-        return read_phantom_group(f, str(p))
+    with open_h5(path, KIND, SCHEMA_VERSION) as f:
+        return read_phantom_group(f, str(path))
 
 
 def read_phantom_group(group, source: str):

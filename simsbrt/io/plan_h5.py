@@ -22,9 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-import simsbrt
-from simsbrt.errors import SchemaError, SimsbrtError
-from simsbrt.io.atomic import atomic_path
+from simsbrt.errors import SchemaError
+from simsbrt.io.h5file import create_h5, open_h5
 from simsbrt.io.phantom_h5 import GZIP_LEVEL, read_phantom_group, write_phantom_group
 
 SCHEMA_VERSION = 1
@@ -66,60 +65,39 @@ def write_plan(path, result, inputs, settings=None) -> Path:
     phantom = inputs.phantom
     summary = result.summary()
     strings = h5py.string_dtype("utf-8")
-    with atomic_path(target) as tmp:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["schema_version"] = np.int64(SCHEMA_VERSION)
-            f.attrs["simsbrt_version"] = simsbrt.__version__
-            f.attrs["kind"] = KIND
-            f.attrs["mode"] = result.mode
-            f.attrs["backend"] = result.backend
-            f.attrs["device"] = result.device
-            f.attrs["feasible"] = bool(result.feasible)
-            f.attrs["protocol_name"] = result.protocol.name
-            f.attrs["metrics_json"] = json.dumps(result.metrics)
-            f.attrs["summary_json"] = json.dumps(summary)
-            f.attrs["arcs_json"] = json.dumps(arc_set_doc(inputs.arc_set))
-            f.attrs["settings_json"] = json.dumps(_settings_doc(settings))
-            write_phantom_group(f.create_group("phantom"), phantom)
-            chunks = tuple(min(n, c) for n, c in zip(phantom.grid.shape, (64, 64, 16)))
-            f.create_dataset("dose", data=np.asarray(result.dose_gy, dtype=np.float32), compression="gzip",
-                             compression_opts=GZIP_LEVEL, chunks=chunks, shuffle=True)
-            plan = f.create_group("plan")
-            plan.create_dataset("weights_mu", data=np.asarray(result.weights, dtype=np.float64))
-            beamlets = getattr(inputs.influence, "beamlets", None)
-            if beamlets is not None:
-                cols = beamlets.columns()
-                for key in ("control_point", "k", "l"):
-                    plan.create_dataset(f"beamlet_{key}", data=np.asarray(cols[key], dtype=np.int32))
-            ev = f.create_group("evaluation")
-            ev.attrs["protocol_json"] = json.dumps(result.evaluation.to_dict())
-            rows = result.evaluation.rows
-            for key in ("structure", "metric", "status"):
-                ev.create_dataset(key, data=[getattr(r, key) for r in rows], dtype=strings)
-            ev.create_dataset("limit", data=[r.limit_name for r in rows], dtype=strings)
-            ev.create_dataset("value", data=np.array([np.nan if r.value is None else r.value for r in rows],
-                                                     dtype=np.float64))
+    with create_h5(target, KIND, SCHEMA_VERSION, mode=result.mode, backend=result.backend,
+                   device=result.device) as f:
+        f.attrs["feasible"] = bool(result.feasible)
+        f.attrs["protocol_name"] = result.protocol.name
+        f.attrs["metrics_json"] = json.dumps(result.metrics)
+        f.attrs["summary_json"] = json.dumps(summary)
+        f.attrs["arcs_json"] = json.dumps(arc_set_doc(inputs.arc_set))
+        f.attrs["settings_json"] = json.dumps(_settings_doc(settings))
+        write_phantom_group(f.create_group("phantom"), phantom)
+        chunks = tuple(min(n, c) for n, c in zip(phantom.grid.shape, (64, 64, 16)))
+        f.create_dataset("dose", data=np.asarray(result.dose_gy, dtype=np.float32), compression="gzip",
+                         compression_opts=GZIP_LEVEL, chunks=chunks, shuffle=True)
+        plan = f.create_group("plan")
+        plan.create_dataset("weights_mu", data=np.asarray(result.weights, dtype=np.float64))
+        beamlets = getattr(inputs.influence, "beamlets", None)
+        if beamlets is not None:
+            cols = beamlets.columns()
+            for key in ("control_point", "k", "l"):
+                plan.create_dataset(f"beamlet_{key}", data=np.asarray(cols[key], dtype=np.int32))
+        ev = f.create_group("evaluation")
+        ev.attrs["protocol_json"] = json.dumps(result.evaluation.to_dict())
+        rows = result.evaluation.rows
+        for key in ("structure", "metric", "status"):
+            ev.create_dataset(key, data=[getattr(r, key) for r in rows], dtype=strings)
+        ev.create_dataset("limit", data=[r.limit_name for r in rows], dtype=strings)
+        ev.create_dataset("value", data=np.array([np.nan if r.value is None else r.value for r in rows],
+                                                 dtype=np.float64))
     return target
 
 
 def read_plan(path) -> PlanFile:
-    import h5py
-
     p = Path(path)
-    if not p.is_file():
-        raise SimsbrtError(f"{p}: no such plan file")
-    try:
-        f = h5py.File(p, "r")
-    except OSError as exc:
-        raise SchemaError(f"{p}: not an HDF5 file ({exc})") from None
-    with f:
-        if "schema_version" not in f.attrs:
-            raise SchemaError(f"{p}: no schema_version attribute; not a simsbrt file")
-        version = int(f.attrs["schema_version"])
-        if version > SCHEMA_VERSION:
-            raise SchemaError(f"{p}: schema_version {version} is newer than this simsbrt reads ({SCHEMA_VERSION})")
-        if f.attrs.get("kind") != KIND:
-            raise SchemaError(f"{p}: kind {f.attrs.get('kind')!r} is not a plan file")
+    with open_h5(p, KIND, SCHEMA_VERSION) as f:
         for key in ("phantom", "dose", "plan", "evaluation"):
             if key not in f:
                 raise SchemaError(f"{p}: missing /{key}")
