@@ -98,7 +98,7 @@ def main() -> int:
             return proc.returncode
         results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
 
-    print(f"# simsbrt influence-matrix benchmark: t10_body, two full arcs (4 deg), 2.5 mm beamlets")
+    print("# simsbrt influence-matrix benchmark: t10_body, two full arcs (4 deg), 2.5 mm beamlets")
     print(f"# machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
           f"python {platform.python_version()}")
     header = (f"{'grid_mm':>7} {'n_voxels':>9} {'n_beamlets':>10} {'nnz':>11} {'bytes':>13} "

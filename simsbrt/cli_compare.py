@@ -150,16 +150,9 @@ def format_comparison(run: ComparisonRun) -> str:
 
 
 def register(sub) -> None:
-    from simsbrt.optimize.cli import BACKENDS
+    from simsbrt.optimize.cli import add_planning_arguments
 
     p = sub.add_parser("compare", help="plan uniform, uniform_escalated and sib on one phantom; table, CSV, DVH plot")
-    p.add_argument("phantom", help="SPEC.toml, a built-in phantom name, or PHANTOM.h5")
-    p.add_argument("--out", required=True, type=Path, help="output directory (files in it are replaced atomically)")
-    p.add_argument("--arcs", default=None, help="ARCS.toml (default: two coplanar full arcs, 4 degrees)")
-    p.add_argument("--backend", choices=BACKENDS, default=None,
-                   help="cpu | cuda | auto (default: $SIMSBRT_BACKEND, else auto)")
-    p.add_argument("--cord-prv-limit-gy", type=float, default=None,
-                   help="SpinalCord_PRV02 D0.03cc limit for all three plans (default: the protocol's 25 Gy)")
-    p.add_argument("--search-steps", type=int, default=5, help="bisection steps of the boost / escalation searches")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_planning_arguments(p, out_help="output directory (files in it are replaced atomically)",
+                           limit_scope=" for all three plans")
     p.set_defaults(func=run_compare)

@@ -13,11 +13,9 @@ import simsbrt.optimize.plans as plans_module
 from simsbrt.cli import main
 from simsbrt.cli_compare import run_comparison
 from simsbrt.evaluate import compute_dvh, evaluate_protocol
-from simsbrt.geometry.arcs import ArcSet, ArcSpec
 from simsbrt.io.phantom_h5 import write_phantom
 from simsbrt.io.plan_h5 import read_plan
-from simsbrt.optimize.plans import PlanSettings, prepare_plan_inputs, protocol_for
-from simsbrt.phantom import build_phantom, load_spec
+from simsbrt.optimize.plans import PlanSettings, protocol_for
 from simsbrt.report.compare import MISSING, PLAN_ORDER
 
 N_FRACTIONS, AB = 5, 6.0
@@ -28,15 +26,9 @@ PHYSICAL_ROWS = [("GTV", "D2%"), ("GTV", "D50%"), ("GTV", "D90%"), ("GTV", "D98%
                  ("ThecalSac", "D0.03cc")]
 
 
-def tiny_arcs() -> ArcSet:
-    return ArcSet(arcs=(ArcSpec(181.0, 179.0, "cw", spacing_deg=20.0), ArcSpec(179.0, 181.0, "ccw", spacing_deg=20.0)),
-                  beamlet_size_mm=5.0, beamlet_margin_mm=3.0)
-
-
 @pytest.fixture(scope="module")
-def inputs():
-    phantom = build_phantom(load_spec("t10_body").with_spacing(3.0))
-    return prepare_plan_inputs(phantom, tiny_arcs(), "cpu", body_margin_mm=10.0, structure_margin_mm=10.0)
+def inputs(tiny_plan_inputs):
+    return tiny_plan_inputs
 
 
 @pytest.fixture(scope="module")

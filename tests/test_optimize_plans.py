@@ -2,27 +2,20 @@
 engine; every verdict comes from simsbrt.evaluate on the full-grid dose."""
 import numpy as np
 import pytest
+from conftest import tiny_arcs
 
 from simsbrt.errors import SpecError
 from simsbrt.evaluate import compute_dvh, evaluate_protocol
-from simsbrt.geometry.arcs import ArcSet, ArcSpec
 from simsbrt.geometry.beamlets import build_beamlets
-from simsbrt.optimize.plans import PlanSettings, make_plan, prepare_plan_inputs, protocol_for
+from simsbrt.optimize.plans import PlanSettings, make_plan, protocol_for
 from simsbrt.optimize.problem import beamlet_neighbour_pairs
-from simsbrt.phantom import build_phantom, load_spec
 
 N_BISECTIONS = 4
 
 
-def tiny_arcs() -> ArcSet:
-    return ArcSet(arcs=(ArcSpec(181.0, 179.0, "cw", spacing_deg=15.0), ArcSpec(179.0, 181.0, "ccw", spacing_deg=15.0)),
-                  beamlet_size_mm=5.0, beamlet_margin_mm=3.0)
-
-
 @pytest.fixture(scope="module")
-def inputs():
-    phantom = build_phantom(load_spec("t10_body").with_spacing(3.0))
-    return prepare_plan_inputs(phantom, tiny_arcs(), "cpu", body_margin_mm=10.0, structure_margin_mm=10.0)
+def inputs(tiny_plan_inputs):
+    return tiny_plan_inputs
 
 
 @pytest.fixture(scope="module")

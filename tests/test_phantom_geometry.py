@@ -104,12 +104,6 @@ def test_cord_prv_is_a_2_mm_shell():
     assert np.array_equal(prv, (d <= 2.0 + 1e-9) & body)
 
 
-def _extent_mm(mask, axis, spacing):
-    other = tuple(a for a in range(3) if a != axis)
-    counts = mask.sum(axis=axis)
-    return counts.max() * spacing
-
-
 def test_cord_and_canal_dimensions_follow_the_facts():
     # facts 3.3: thoracic cord ~6-7 AP x 8-9 transverse; canal AP 15-20 (issue); VB wall to cord 2-4 mm
     p = built("t10_body", 1.0)

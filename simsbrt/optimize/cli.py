@@ -78,16 +78,21 @@ def format_plan(summary: dict, result) -> str:
     return "\n".join(lines)
 
 
-def register(sub) -> None:
-    p = sub.add_parser("plan", help="optimise a uniform / SIB / uniformly escalated plan and write PLAN.h5")
+def add_planning_arguments(p, out_help: str, limit_scope: str = "") -> None:
+    """The arguments that `plan` and `compare` share: phantom source, output, arcs, backend, limits."""
     p.add_argument("phantom", help="SPEC.toml, a built-in phantom name, or PHANTOM.h5")
-    p.add_argument("--mode", required=True, choices=["sib", "uniform", "uniform_escalated"])
-    p.add_argument("--out", required=True, type=Path, help="output PLAN.h5")
+    p.add_argument("--out", required=True, type=Path, help=out_help)
     p.add_argument("--arcs", default=None, help="ARCS.toml (default: two coplanar full arcs, 4 degrees)")
     p.add_argument("--backend", choices=BACKENDS, default=None,
                    help="cpu | cuda | auto (default: $SIMSBRT_BACKEND, else auto)")
     p.add_argument("--cord-prv-limit-gy", type=float, default=None,
-                   help="SpinalCord_PRV02 D0.03cc limit (default: the protocol's 25 Gy)")
+                   help=f"SpinalCord_PRV02 D0.03cc limit{limit_scope} (default: the protocol's 25 Gy)")
     p.add_argument("--search-steps", type=int, default=5, help="bisection steps of the boost / escalation search")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("plan", help="optimise a uniform / SIB / uniformly escalated plan and write PLAN.h5")
+    p.add_argument("--mode", required=True, choices=["sib", "uniform", "uniform_escalated"])
+    add_planning_arguments(p, out_help="output PLAN.h5")
     p.set_defaults(func=run_plan)

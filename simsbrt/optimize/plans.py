@@ -25,7 +25,6 @@ own penalties never decide feasibility.
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field, replace
@@ -394,7 +393,6 @@ def make_plan(inputs: PlanInputs, mode: str, settings: PlanSettings = PlanSettin
         raise SpecError("mode", f"unknown plan mode {mode!r}; choose one of {', '.join(MODES)}")
     t_start = time.perf_counter()
     planner = _Planner(inputs, settings)
-    rx = settings.goals.prescription_gy
     boost_goal = None
     if mode == "uniform":
         protocol = protocol_for(mode, settings)

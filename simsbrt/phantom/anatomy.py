@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from simsbrt.grid import Grid
-from simsbrt.phantom.levels import (CONUS_BELOW_ENDPLATE_MM, CONUS_LEVEL, CONUS_TAPER_MM, LEVELS, LUNG_LEVELS, THECAL_SAC_FIRST_LEVEL,
+from simsbrt.phantom.levels import (CONUS_BELOW_ENDPLATE_MM, CONUS_LEVEL, CONUS_TAPER_MM, LEVELS, LUNG_LEVELS,
                                     TRACHEA_LEVELS, LevelGeometry, level_index)
 
 SECTOR_CODE = {
@@ -188,7 +188,6 @@ def _level_at_z(levels, z_centre, z: float) -> LevelGeometry:
 
 
 def _build_canal_contents(canvas, levels, z_centre, masks) -> None:
-    grid = canvas.grid
     zs = canvas.axes[2]
     conus_end_z = None
     if CONUS_LEVEL in z_centre:

@@ -1,0 +1,232 @@
+"""Trial-cohort benchmark (issue 5): 28 phantoms matched to the trial's Table 2, each planned sib and uniform.
+
+For every case of simsbrt.phantom.generate_cohort(n, seed, spacing_mm): build the phantom, compute the
+influence matrix once, plan `sib` and `uniform` on it (simsbrt.optimize.plans.make_plan) and report the
+protocol verdicts; then the cohort distribution next to the trial (sib-protocol.md, "What the trial
+achieved"): GTV D50% median 43.2 (41.3-45.7) Gy, GTV D98% median 32.8 (25.3-41.4) Gy, all plans within
+protocol. A case that raises is reported as failed with its message and the run goes on.
+
+    python benchmarks/trial_cohort.py [--n 28] [--seed 1] [--spacing-mm 3.0] [--arc-spacing-deg 6]
+                                      [--beamlet-mm 2.5] [--search-steps 5] [--cases 1,18] [--backend cpu]
+
+Progress (one line per case, flushed) goes to stdout, so a partial results file is still informative.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import machine_line, peak_rss_mib, print_table  # noqa: E402
+
+from simsbrt.evaluate import evaluate_protocol  # noqa: E402
+from simsbrt.evaluate.protocol import OPTIMAL, VIOLATED  # noqa: E402
+from simsbrt.evaluate.radiobiology import biological_dvh  # noqa: E402
+from simsbrt.geometry.arcs import ArcSet, ArcSpec  # noqa: E402
+from simsbrt.optimize.plans import PlanSettings, make_plan, prepare_plan_inputs  # noqa: E402
+from simsbrt.phantom import build_phantom, generate_cohort  # noqa: E402
+from simsbrt.protocols.loader import load_protocol  # noqa: E402
+
+# sib-protocol.md, "What the trial achieved" (Gy)
+TRIAL_GTV_D50_GY = (43.2, 41.3, 45.7)   # median, min, max
+TRIAL_GTV_D98_GY = (32.8, 25.3, 41.4)
+TRIAL_PTV_EVAL_MEDIAN_CC = 70.2
+TRIAL_GTV_MEDIAN_CC = 9.5
+N_FRACTIONS = 5
+ALPHA_BETA_TUMOUR_GY = 6.0              # HyTEC spine local control (sib-protocol.md, radiobiology)
+DEFAULTS = {"arc_spacing_deg": 4.0, "beamlet_mm": 2.5, "spacing_mm": 2.0}   # the library's defaults
+EVALUATED = (OPTIMAL, "acceptable", VIOLATED)      # rows with a value (not "missing structure" / "not evaluated")
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    case: int
+    name: str
+    level: str
+    gtv_cc: float
+    ptv_eval_cc: float
+    row: dict                 # the printed table row
+    sib_d50_gy: float
+    sib_d98_gy: float
+    uni_d50_gy: float
+    sib_eqd2_d50_gy: float
+    uni_eqd2_d50_gy: float
+    sib_mandatory: bool
+    sib_optimal: bool
+    uni_mandatory: bool       # own protocol ("uniform")
+    uni_optimal: bool
+    uni_trial_mandatory: bool  # judged by the SIB trial protocol (GTV floors included)
+    seconds: float
+
+
+def arc_set_for(arc_spacing_deg: float, beamlet_mm: float) -> ArcSet:
+    """The default two full coplanar arcs (cw 181->179, ccw 179->181) at the given control-point spacing."""
+    return ArcSet(arcs=(ArcSpec(181.0, 179.0, "cw", spacing_deg=arc_spacing_deg, name="arc1"),
+                        ArcSpec(179.0, 181.0, "ccw", spacing_deg=arc_spacing_deg, name="arc2")),
+                  beamlet_size_mm=beamlet_mm)
+
+
+def all_optimal(evaluation) -> bool:
+    """Every evaluated protocol row in its optimal range (rows without an optimal range count when met)."""
+    return all(r.status == OPTIMAL for r in evaluation.rows if r.status in EVALUATED)
+
+
+def gtv_eqd2_d50_gy(dose_gy, masks, voxel_volume_cc: float) -> float:
+    """D50% of the voxel-wise EQD2 DVH of the GTV (alpha/beta 6 Gy, 5 fractions; facts 5.1)."""
+    dvh = biological_dvh(dose_gy, masks["GTV"], voxel_volume_cc, N_FRACTIONS, ALPHA_BETA_TUMOUR_GY, "EQD2", name="GTV")
+    return float(dvh.metric("D50%"))
+
+
+def _fmt(value, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _binding(result) -> str:
+    if result.search_stop.startswith("range top"):
+        return "range top reached"
+    return "; ".join(result.binding_limits) or "-"
+
+
+def plan_case(index: int, spec, arc_set: ArcSet, settings: PlanSettings, backend: str) -> CaseResult:
+    t0 = time.perf_counter()
+    phantom = build_phantom(spec)
+    masks, vcc = phantom.structures, phantom.grid.voxel_volume_cc
+    inputs = prepare_plan_inputs(phantom, arc_set, backend)      # one influence matrix for both plans
+    sib = make_plan(inputs, "sib", settings)
+    uni = make_plan(inputs, "uniform", settings)
+    del inputs
+    uni_trial = evaluate_protocol(load_protocol("sib_trial"), uni.dose_gy, masks, vcc)
+    seconds = time.perf_counter() - t0
+    m = sib.metrics
+    sib_mand, sib_opt = bool(sib.feasible), all_optimal(sib.evaluation)
+    uni_mand, uni_opt = bool(uni.feasible), all_optimal(uni.evaluation)
+    row = {
+        "case": index, "level": spec.anatomy.level, "GTV_cc": _fmt(phantom.volume_cc("GTV"), 1),
+        "PTVEval_cc": _fmt(phantom.volume_cc("PTV_Eval"), 1),
+        "D50": _fmt(m["GTV"]["D50%"]), "D98": _fmt(m["GTV"]["D98%"]), "D2": _fmt(m["GTV"]["D2%"]),
+        "PRV_0.03cc": _fmt(m["SpinalCord_PRV02"]["D0.03cc"]), "sac_0.03cc": _fmt(m["ThecalSac"]["D0.03cc"]),
+        "binding (SIB search)": _binding(sib),
+        "mand": "yes" if sib_mand else "NO", "opt": "yes" if sib_opt else "no",
+        "uni_D50": _fmt(uni.metrics["GTV"]["D50%"]),
+        "uni_mand": "yes" if uni_mand else "NO", "uni_opt": "yes" if uni_opt else "no",
+        "time_s": f"{seconds:.0f}",
+    }
+    return CaseResult(index, spec.name, spec.anatomy.level, phantom.volume_cc("GTV"), phantom.volume_cc("PTV_Eval"),
+                      row, m["GTV"]["D50%"], m["GTV"]["D98%"], uni.metrics["GTV"]["D50%"],
+                      gtv_eqd2_d50_gy(sib.dose_gy, masks, vcc), gtv_eqd2_d50_gy(uni.dose_gy, masks, vcc),
+                      sib_mand, sib_opt, uni_mand, uni_opt, bool(uni_trial.feasible), seconds)
+
+
+def _median_range(values) -> str:
+    return f"{statistics.median(values):.1f} ({min(values):.1f}-{max(values):.1f})"
+
+
+def print_distribution(results: list[CaseResult], n_cases: int) -> None:
+    n = len(results)
+    print(f"\n== cohort vs trial ({n} of {n_cases} cases planned) ==")
+    if not n:
+        print("no case was planned")
+        return
+    d50 = [r.sib_d50_gy for r in results]
+    d98 = [r.sib_d98_gy for r in results]
+    print(f"GTV D50% (SIB) median (range): {_median_range(d50)} Gy   trial: "
+          f"{TRIAL_GTV_D50_GY[0]} ({TRIAL_GTV_D50_GY[1]}-{TRIAL_GTV_D50_GY[2]}) Gy; "
+          f">= 40 Gy: {sum(v >= 40.0 for v in d50)}/{n} (trial: all)")
+    print(f"GTV D98% (SIB) median (range): {_median_range(d98)} Gy   trial: "
+          f"{TRIAL_GTV_D98_GY[0]} ({TRIAL_GTV_D98_GY[1]}-{TRIAL_GTV_D98_GY[2]}) Gy")
+    print(f"GTV volume median (range): {_median_range([r.gtv_cc for r in results])} cc (trial median "
+          f"{TRIAL_GTV_MEDIAN_CC}); PTV_Eval median (range): {_median_range([r.ptv_eval_cc for r in results])} cc "
+          f"(trial median {TRIAL_PTV_EVAL_MEDIAN_CC})")
+    print(f"SIB plans meeting every mandatory limit (sib_trial): {sum(r.sib_mandatory for r in results)}/{n}; "
+          f"every optimal range too: {sum(r.sib_optimal for r in results)}/{n}   (trial: all within protocol)")
+    print(f"uniform plans meeting every mandatory limit (own protocol 'uniform'): {sum(r.uni_mandatory for r in results)}"
+          f"/{n}; every optimal range too: {sum(r.uni_optimal for r in results)}/{n}; judged by sib_trial "
+          f"(GTV floors D50% >= 36 Gy etc.): {sum(r.uni_trial_mandatory for r in results)}/{n}")
+    gain = [r.sib_d50_gy - r.uni_d50_gy for r in results]
+    gain_eqd2 = [r.sib_eqd2_d50_gy - r.uni_eqd2_d50_gy for r in results]
+    print(f"SIB gain over uniform, GTV D50%: median {statistics.median(gain):+.1f} Gy (range {min(gain):+.1f} to "
+          f"{max(gain):+.1f}); uniform GTV D50% median {statistics.median(r.uni_d50_gy for r in results):.1f} Gy")
+    print(f"SIB gain over uniform, GTV EQD2 D50% (voxel-wise EQD2 DVH, alpha/beta {ALPHA_BETA_TUMOUR_GY:g} Gy, "
+          f"{N_FRACTIONS} fx): median {statistics.median(gain_eqd2):+.1f} Gy (range {min(gain_eqd2):+.1f} to "
+          f"{max(gain_eqd2):+.1f}); SIB median {statistics.median(r.sib_eqd2_d50_gy for r in results):.1f} Gy, "
+          f"uniform median {statistics.median(r.uni_eqd2_d50_gy for r in results):.1f} Gy EQD2")
+
+
+def coarsenings(args) -> list[str]:
+    out = []
+    if args.spacing_mm != DEFAULTS["spacing_mm"]:
+        out.append(f"dose/phantom grid {args.spacing_mm:g} mm (library default {DEFAULTS['spacing_mm']:g} mm; "
+                   "the trial planned on a 1.25 mm CT)")
+    if args.arc_spacing_deg != DEFAULTS["arc_spacing_deg"]:
+        out.append(f"control points every {args.arc_spacing_deg:g} deg (default {DEFAULTS['arc_spacing_deg']:g})")
+    if args.beamlet_mm != DEFAULTS["beamlet_mm"]:
+        out.append(f"beamlets {args.beamlet_mm:g} mm (default {DEFAULTS['beamlet_mm']:g} mm = the trial's MLC leaf)")
+    return out
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=28, help="cohort size (the trial: 28)")
+    ap.add_argument("--seed", type=int, default=1, help="cohort generator seed")
+    ap.add_argument("--spacing-mm", type=float, default=3.0)
+    ap.add_argument("--arc-spacing-deg", type=float, default=4.0)
+    ap.add_argument("--beamlet-mm", type=float, default=2.5)
+    ap.add_argument("--search-steps", type=int, default=5, help="SIB search bisections (PlanSettings.n_bisections)")
+    ap.add_argument("--cases", default="", help="comma-separated 1-based case numbers to plan (default: all)")
+    ap.add_argument("--backend", default="cpu")
+    return ap.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    t_start = time.perf_counter()
+    print(f"trial-cohort benchmark: generate_cohort(n={args.n}, seed={args.seed}, spacing_mm={args.spacing_mm:g}); "
+          f"plans sib + uniform on one influence matrix per case; backend {args.backend}")
+    print(f"arcs: two full coplanar arcs (cw + ccw), {args.arc_spacing_deg:g} deg control points, "
+          f"{args.beamlet_mm:g} mm beamlets; SIB search: {args.search_steps} bisections (PlanSettings defaults otherwise)")
+    for c in coarsenings(args):
+        print(f"COARSENED: {c}")
+    print(machine_line())
+    arc_set = arc_set_for(args.arc_spacing_deg, args.beamlet_mm)
+    settings = PlanSettings(n_bisections=args.search_steps)
+    specs = generate_cohort(n=args.n, seed=args.seed, spacing_mm=args.spacing_mm)
+    wanted = [int(c) for c in args.cases.split(",") if c.strip()] or list(range(1, len(specs) + 1))
+    results, failures = [], []
+    for k, index in enumerate(wanted, 1):
+        spec = specs[index - 1]
+        try:
+            res = plan_case(index, spec, arc_set, settings, args.backend)
+        except Exception as exc:  # noqa: BLE001 - a failed case is reported and the run goes on
+            failures.append((index, spec.name, f"{type(exc).__name__}: {exc}"))
+            print(f"case {index} ({k}/{len(wanted)}) {spec.name}: FAILED: {type(exc).__name__}: {exc}", flush=True)
+            traceback.print_exc(file=sys.stderr)
+            continue
+        results.append(res)
+        r = res.row
+        print(f"case {index} ({k}/{len(wanted)}) {spec.name}: GTV {r['GTV_cc']} cc, PTV_Eval {r['PTVEval_cc']} cc; "
+              f"SIB GTV D50/D98/D2 {r['D50']}/{r['D98']}/{r['D2']} Gy, PRV {r['PRV_0.03cc']}, sac {r['sac_0.03cc']} Gy, "
+              f"binding {r['binding (SIB search)']}, mandatory {r['mand']}, optimal {r['opt']}; uniform GTV D50 "
+              f"{r['uni_D50']} Gy (mandatory {r['uni_mand']}); {r['time_s']} s; elapsed "
+              f"{time.perf_counter() - t_start:.0f} s; peak RSS {peak_rss_mib():.0f} MiB", flush=True)
+    print("\n== per case (doses in Gy; D50/D98/D2 = SIB GTV; PRV/sac = SIB cord PRV / thecal sac D0.03cc, "
+          "'-' = structure absent at that level; mand/opt = every mandatory / optimal limit met) ==")
+    if results:
+        print_table([r.row for r in results], list(results[0].row))
+    for index, name, message in failures:
+        print(f"case {index} {name}: FAILED: {message}")
+    print_distribution(results, len(wanted))
+    total = time.perf_counter() - t_start
+    print(f"failed cases: {len(failures)}")
+    print(f"total wall time {total:.0f} s ({total / 60:.1f} min); peak RSS {peak_rss_mib():.0f} MiB; "
+          f"backend {args.backend}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
