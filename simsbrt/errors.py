@@ -16,6 +16,17 @@ class SpecError(SimsbrtError, ValueError):
         super().__init__(f"{where}{field}: {problem}")
 
 
+def nonnegative_number(field: str, value, unit: str = "") -> float:
+    """``value`` as a float, or a SpecError naming ``field`` unless it is finite and >= 0."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise SpecError(field, f"must be a number >= 0{unit}, got {value!r}") from None
+    if number != number or number in (float("inf"), float("-inf")) or number < 0:
+        raise SpecError(field, f"must be a finite number >= 0{unit}, got {value}")
+    return number
+
+
 class BackendUnavailableError(SimsbrtError, RuntimeError):
     """An explicitly requested backend cannot run on this machine."""
 

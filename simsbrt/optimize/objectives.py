@@ -15,21 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from simsbrt.errors import SpecError
-
-
-def _check_weight(name: str, weight: float) -> float:
-    weight = float(weight)
-    if not np.isfinite(weight) or weight < 0:
-        raise SpecError(f"{name}.weight", f"must be a finite number >= 0, got {weight}")
-    return weight
-
-
-def _check_dose(name: str, dose_gy: float) -> float:
-    dose_gy = float(dose_gy)
-    if not np.isfinite(dose_gy) or dose_gy < 0:
-        raise SpecError(f"{name}.dose_gy", f"must be a finite dose >= 0 Gy, got {dose_gy}")
-    return dose_gy
+from simsbrt.errors import SpecError, nonnegative_number
 
 
 @dataclass(frozen=True)
@@ -42,8 +28,8 @@ class DoseObjective:
     weight: float = 1.0
 
     def __post_init__(self):
-        object.__setattr__(self, "weight", _check_weight(self.name, self.weight))
-        object.__setattr__(self, "dose_gy", _check_dose(self.name, self.dose_gy))
+        object.__setattr__(self, "weight", nonnegative_number(f"{self.name}.weight", self.weight))
+        object.__setattr__(self, "dose_gy", nonnegative_number(f"{self.name}.dose_gy", self.dose_gy, " Gy"))
         if len(self.rows) == 0:
             raise SpecError(f"{self.name}.rows", "the structure has no voxels in the dose grid")
 
@@ -111,7 +97,7 @@ class Smoothness:
     def __post_init__(self):
         import scipy.sparse as sp
 
-        object.__setattr__(self, "weight", _check_weight("smoothness", self.weight))
+        object.__setattr__(self, "weight", nonnegative_number("smoothness.weight", self.weight))
         pairs = np.asarray(self.pairs, dtype=np.int64).reshape(-1, 2)
         if pairs.size and (pairs.min() < 0 or pairs.max() >= self.n_beamlets):
             raise SpecError("smoothness.pairs", f"beamlet index outside 0..{self.n_beamlets - 1}")

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from simsbrt.errors import SpecError
+from simsbrt.errors import SpecError, nonnegative_number
 from simsbrt.optimize.columns import ColumnMap, merged_rows
 from simsbrt.optimize.objectives import FluenceObjective, Smoothness, SquaredOverdose, SquaredUnderdose
 from simsbrt.optimize.solvers import SolverOptions, SolverResult, minimize_nonnegative
@@ -49,8 +49,7 @@ class ObjectiveWeights:
 
     def __post_init__(self):
         for name, value in self.__dict__.items():
-            if not (np.isfinite(value) and value >= 0):
-                raise SpecError(f"weights.{name}", f"must be a finite number >= 0, got {value}")
+            nonnegative_number(f"weights.{name}", value)
 
 
 @dataclass(frozen=True)
@@ -82,9 +81,7 @@ class PlanGoals:
     def __post_init__(self):
         for name in ("prescription_gy", "homogeneity_frac", "boost_hot_margin_gy", "hot_spot_aim_gy",
                      "cord_prv_aim_gy", "thecal_sac_aim_gy", "ring_aim_frac"):
-            value = float(getattr(self, name))
-            if not (np.isfinite(value) and value >= 0):
-                raise SpecError(f"goals.{name}", f"must be a finite number >= 0, got {value}")
+            nonnegative_number(f"goals.{name}", getattr(self, name))
         if self.prescription_gy <= 0:
             raise SpecError("goals.prescription_gy", "must be > 0 Gy")
         if self.boost_gy is not None and not (np.isfinite(self.boost_gy) and self.boost_gy > 0):
