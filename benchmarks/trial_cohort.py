@@ -8,7 +8,7 @@ protocol. A case that raises is reported as failed with its message and the run 
 
     python benchmarks/trial_cohort.py [--n 28] [--seed 1] [--spacing-mm 3.0] [--arc-spacing-deg 8]
                                       [--beamlet-mm 5] [--search-steps 4] [--search-max-iter 80] [--max-iter 200]
-                                      [--cases 1,18] [--backend cpu]
+                                      [--cases 1,18] [--backend cpu] [--boost-policy max|optimal_window]
 Defaults = the settings of the committed run (benchmarks/results/trial_cohort_cpu.txt).
 
 Progress (one line per case, flushed) goes to stdout, so a partial results file is still informative.
@@ -29,10 +29,11 @@ from common import machine_line, peak_rss_mib, print_table  # noqa: E402
 
 from simsbrt.errors import SimsbrtError  # noqa: E402
 from simsbrt.evaluate import evaluate_protocol  # noqa: E402
-from simsbrt.evaluate.protocol import OPTIMAL, VIOLATED  # noqa: E402
+from simsbrt.evaluate.protocol import BOUNDARY_TOLERANCE, OPTIMAL, VIOLATED  # noqa: E402
 from simsbrt.evaluate.radiobiology import biological_dvh  # noqa: E402
 from simsbrt.geometry.arcs import ArcSet, ArcSpec  # noqa: E402
 from simsbrt.optimize.plans import PlanSettings, make_plan, prepare_plan_inputs  # noqa: E402
+from simsbrt.optimize.sib import BOOST_POLICIES, ceiling_violations, optimal_ceilings  # noqa: E402
 from simsbrt.phantom import build_phantom, generate_cohort  # noqa: E402
 from simsbrt.protocols.loader import load_protocol  # noqa: E402
 
@@ -62,6 +63,7 @@ class CaseResult:
     uni_eqd2_d50_gy: float
     sib_mandatory: bool
     sib_optimal: bool
+    sib_ceilings: bool        # every optimal ceiling of sib_trial met (GTV D2%, PTV_Eval D2% <= 48 Gy)
     uni_mandatory: bool       # own protocol ("uniform")
     uni_optimal: bool
     uni_trial_mandatory: bool  # judged by the SIB trial protocol (GTV floors included)
@@ -108,6 +110,7 @@ def plan_case(index: int, spec, arc_set: ArcSet, settings: PlanSettings, backend
     seconds = time.perf_counter() - t0
     m = sib.metrics
     sib_mand, sib_opt = bool(sib.feasible), all_optimal(sib.evaluation)
+    sib_ceil = not ceiling_violations(sib.evaluation, optimal_ceilings(sib.protocol), BOUNDARY_TOLERANCE)
     uni_mand, uni_opt = bool(uni.feasible), all_optimal(uni.evaluation)
     row = {
         "case": index, "level": spec.anatomy.level, "GTV_cc": _fmt(phantom.volume_cc("GTV"), 1),
@@ -123,7 +126,7 @@ def plan_case(index: int, spec, arc_set: ArcSet, settings: PlanSettings, backend
     return CaseResult(index, spec.name, spec.anatomy.level, phantom.volume_cc("GTV"), phantom.volume_cc("PTV_Eval"),
                       row, m["GTV"]["D50%"], m["GTV"]["D98%"], uni.metrics["GTV"]["D50%"],
                       gtv_eqd2_d50_gy(sib.dose_gy, masks, vcc), gtv_eqd2_d50_gy(uni.dose_gy, masks, vcc),
-                      sib_mand, sib_opt, uni_mand, uni_opt, bool(uni_trial.feasible), seconds)
+                      sib_mand, sib_opt, sib_ceil, uni_mand, uni_opt, bool(uni_trial.feasible), seconds)
 
 
 def _median_range(values) -> str:
@@ -147,7 +150,8 @@ def print_distribution(results: list[CaseResult], n_cases: int) -> None:
           f"{TRIAL_GTV_MEDIAN_CC}); PTV_Eval median (range): {_median_range([r.ptv_eval_cc for r in results])} cc "
           f"(trial median {TRIAL_PTV_EVAL_MEDIAN_CC})")
     print(f"SIB plans meeting every mandatory limit (sib_trial): {sum(r.sib_mandatory for r in results)}/{n}; "
-          f"every optimal range too: {sum(r.sib_optimal for r in results)}/{n}   (trial: all within protocol)")
+          f"every optimal range too: {sum(r.sib_optimal for r in results)}/{n}   (trial: all within protocol); "
+          f"every optimal ceiling (GTV D2%, PTV_Eval D2% <= 48 Gy): {sum(r.sib_ceilings for r in results)}/{n}")
     print(f"uniform plans meeting every mandatory limit (own protocol 'uniform'): {sum(r.uni_mandatory for r in results)}"
           f"/{n}; every optimal range too: {sum(r.uni_optimal for r in results)}/{n}; judged by sib_trial "
           f"(GTV floors D50% >= 36 Gy etc.): {sum(r.uni_trial_mandatory for r in results)}/{n}")
@@ -195,6 +199,8 @@ def parse_args(argv=None):
                     help="iteration cap of the uniform plan and of the SIB plan's final re-optimisation (default 200)")
     ap.add_argument("--cases", default="", help="comma-separated 1-based case numbers to plan (default: all)")
     ap.add_argument("--backend", default="cpu")
+    ap.add_argument("--boost-policy", choices=BOOST_POLICIES, default="max",
+                    help="SIB boost policy (PlanSettings.boost_policy; default max = the committed run)")
     return ap.parse_args(argv)
 
 
@@ -205,7 +211,8 @@ def main(argv=None) -> int:
           f"plans sib + uniform on one influence matrix per case; backend {args.backend}")
     print(f"arcs: two full coplanar arcs (cw + ccw), {args.arc_spacing_deg:g} deg control points, "
           f"{args.beamlet_mm:g} mm beamlets; SIB search: {args.search_steps} bisections, steps capped at "
-          f"{args.search_max_iter} iterations, final / uniform plans at {args.max_iter} (PlanSettings defaults otherwise)")
+          f"{args.search_max_iter} iterations, final / uniform plans at {args.max_iter}, boost policy "
+          f"{args.boost_policy} (PlanSettings defaults otherwise)")
     for c in coarsenings(args):
         print(f"COARSENED: {c}")
     if coarsenings(args):
@@ -221,7 +228,8 @@ def main(argv=None) -> int:
     defaults = PlanSettings()
     settings = PlanSettings(n_bisections=args.search_steps,
                             search_solver_options=replace(defaults.search_solver_options, max_iter=args.search_max_iter),
-                            solver_options=replace(defaults.solver_options, max_iter=args.max_iter))
+                            solver_options=replace(defaults.solver_options, max_iter=args.max_iter),
+                            boost_policy=args.boost_policy)
     try:
         specs = generate_cohort(n=args.n, seed=args.seed, spacing_mm=args.spacing_mm)
     except SimsbrtError as exc:

@@ -77,8 +77,7 @@ def run_comparison(inputs, settings, out_dir, progress=None, modes=PLAN_ORDER) -
     say("drawing the DVH figure ...")
     files["figure"] = plot_dvh_comparison(
         {m: r.dose_gy for m, r in results.items()}, masks, voxel_cc, out / FILES["figure"],
-        limits_gy=_limit_lines(_organ_limit_gy(trial, compare.CORD_PRV), _organ_limit_gy(trial, compare.THECAL_SAC),
-                               trial.prescription.dose_gy),
+        limits_gy=limit_lines(trial),
         title=f"{phantom.spec.name}: cumulative DVH, " + " vs ".join(results))
     files["json"] = out / FILES["json"]
     document = compare.comparison_json(
@@ -89,15 +88,12 @@ def run_comparison(inputs, settings, out_dir, progress=None, modes=PLAN_ORDER) -
     return ComparisonRun(results, per_plan, table, document, files)
 
 
-def _organ_limit_gy(protocol, structure: str) -> float:
-    """The D0.03cc maximum of an organ in the protocol (already carrying the settings' limits)."""
-    for limit in protocol.limits:
-        if limit.structure == structure and limit.mandatory is not None and limit.mandatory.max_value is not None:
-            return float(limit.mandatory.max_value)
-    raise SpecError(structure, f"protocol {protocol.name} has no maximum-dose limit for it")
+def limit_lines(protocol) -> dict:
+    """Labelled dose lines for DVH figures: cord PRV and thecal sac maxima and the PTV_Eval prescription."""
+    from simsbrt.report.compare import CORD_PRV, THECAL_SAC
 
-
-def _limit_lines(cord_gy: float, sac_gy: float, rx_gy: float) -> dict:
+    cord_gy, sac_gy = protocol.max_dose_limit_gy(CORD_PRV), protocol.max_dose_limit_gy(THECAL_SAC)
+    rx_gy = protocol.prescription.dose_gy
     lines = {f"cord PRV {cord_gy:g} Gy": cord_gy}
     if sac_gy == rx_gy:
         lines[f"thecal sac / Rx {sac_gy:g} Gy"] = sac_gy
@@ -107,21 +103,28 @@ def _limit_lines(cord_gy: float, sac_gy: float, rx_gy: float) -> dict:
     return lines
 
 
-def run_compare(args) -> int:
+def plan_inputs_from_args(args, progress):
+    """Settings and the prepared inputs (one influence matrix) from the shared planning arguments."""
     from simsbrt.geometry.arcs import default_arc_set, load_arc_set
     from simsbrt.optimize.cli import load_phantom_source
     from simsbrt.optimize.plans import PlanSettings, prepare_plan_inputs
 
-    out = check_out_dir(args.out)
     if args.search_steps < 0:
         raise SpecError("search-steps", f"must be >= 0, got {args.search_steps}")
-    settings = PlanSettings(cord_prv_limit_gy=args.cord_prv_limit_gy, n_bisections=args.search_steps)
+    settings = PlanSettings(cord_prv_limit_gy=args.cord_prv_limit_gy, n_bisections=args.search_steps,
+                            boost_policy=args.boost_policy)
     arc_set = load_arc_set(args.arcs) if args.arcs else default_arc_set()   # cheap checks first
     phantom = load_phantom_source(args.phantom)
-    _progress(f"influence matrix of {phantom.spec.name} ({phantom.grid.n_voxels} voxels), computed once ...")
+    progress(f"influence matrix of {phantom.spec.name} ({phantom.grid.n_voxels} voxels), computed once ...")
     inputs = prepare_plan_inputs(phantom, arc_set, args.backend)
-    _progress(f"{inputs.influence.n_voxels} rows x {inputs.influence.n_beamlets} beamlets in "
-              f"{inputs.timings_s['dose_s']:.1f} s")
+    progress(f"{inputs.influence.n_voxels} rows x {inputs.influence.n_beamlets} beamlets in "
+             f"{inputs.timings_s['dose_s']:.1f} s")
+    return inputs, settings
+
+
+def run_compare(args) -> int:
+    out = check_out_dir(args.out)
+    inputs, settings = plan_inputs_from_args(args, _progress)
     run = run_comparison(inputs, settings, out, _progress)
     if args.json:
         from simsbrt.cli import print_json

@@ -35,7 +35,8 @@ def run_plan(args) -> int:
 
     if args.out.suffix not in (".h5", ".hdf5"):
         raise SpecError("out", f"the plan file needs a .h5 suffix, got {args.out}")
-    settings = PlanSettings(cord_prv_limit_gy=args.cord_prv_limit_gy, n_bisections=args.search_steps)
+    settings = PlanSettings(cord_prv_limit_gy=args.cord_prv_limit_gy, n_bisections=args.search_steps,
+                            boost_policy=args.boost_policy)
     t0 = time.perf_counter()
     phantom = load_phantom_source(args.phantom)
     phantom_s = time.perf_counter() - t0
@@ -62,6 +63,8 @@ def run_plan(args) -> int:
 def format_plan(summary: dict, result) -> str:
     lines = [f"plan {summary['mode']} ({summary['backend']} on {summary['device']}): "
              f"{'feasible' if summary['feasible'] else 'NOT feasible'}"]
+    if summary["mode"] == "sib":
+        lines.append(f"boost policy: {summary.get('boost_policy')}")
     if summary["mode"] == "sib" and summary["boost_goal_gy"] is not None:
         lines.append(f"GTV boost goal reached: {summary['boost_goal_gy']:.2f} Gy")
     if summary["mode"] == "uniform_escalated":
@@ -88,6 +91,10 @@ def add_planning_arguments(p, out_help: str, limit_scope: str = "") -> None:
     p.add_argument("--cord-prv-limit-gy", type=float, default=None,
                    help=f"SpinalCord_PRV02 D0.03cc limit{limit_scope} (default: the protocol's 25 Gy)")
     p.add_argument("--search-steps", type=int, default=5, help="bisection steps of the boost / escalation search")
+    p.add_argument("--boost-policy", choices=["max", "optimal_window"], default="max",
+                   help="SIB boost search: max = highest boost within every mandatory limit (default); "
+                        "optimal_window = highest boost that also keeps the protocol's optimal ceilings "
+                        "(sib_trial: GTV D2%% and PTV_Eval D2%% <= 48 Gy)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 

@@ -20,6 +20,25 @@ own penalties never decide feasibility.
   higher goal). Intermediate search steps run at search_solver_options (looser, warm-started);
   the chosen plan is then re-optimised at solver_options (full accuracy) from its own weights and
   kept only if it is still acceptable (otherwise the search's plan stays).
+  Boost policy (PlanSettings.boost_policy): "max" (default) is the rule above. "optimal_window"
+  makes a search step acceptable only if, besides those mandatory limits, every optimal *ceiling*
+  of the protocol holds (each limit's optimal max, read from the protocol; sib_trial: GTV D2% <= 48
+  Gy and PTV_Eval D2% <= 48 Gy; the prescription row is met by normalisation and left out), with
+  the evaluation's BOUNDARY_TOLERANCE. So it returns the highest boost whose plan stays inside the
+  optimal hot-spot window (the same search, polish and optimal-range rule, all under this test).
+  Optimal floors (e.g. GTV D50% >= 42 Gy) are not required. If even the range bottom breaks a
+  ceiling while every mandatory limit holds, that plan is returned and search_stop says so.
+  GTV floors (after either policy): if the chosen plan meets every other mandatory limit but
+  violates a GTV floor (D50/D90/D98% minimum), the floor is checked against the organ maxima below
+  it (cord PRV 25 Gy < GTV D90% >= 27 Gy) of structures the GTV lies in or touches
+  (sib.floor_conflicts; a voxel-count bound proves some floors unattainable). Otherwise up to
+  floor_rounds re-optimisations at the same goal add a GTV underdose objective at floor +
+  organ_margin_gy on the GTV outside those organs (weight 10, x 5 per round); a round's plan is
+  taken only if it meets every floor and breaks nothing the chosen plan kept, so an organ limit is
+  never traded for a floor. A floor still violated leaves the plan infeasible: binding_limits
+  start with the floor and the organ limit it conflicts with, search_stop starts with "infeasible:
+  GTV floor ...: GTV D90% >= 27 Gy conflicts with SpinalCord_PRV02 D0.03cc <= 25 Gy (geometry)",
+  and PlanResult.floor_conflicts holds the details.
 - uniform_escalated: the whole PTV_Eval prescription p (D90% = p) raised as far as the organ
   limits and the D2% <= 51 Gy ceiling allow (protocol "uniform" with the D90% row moved to p).
 """
@@ -27,7 +46,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable
 
 import numpy as np
@@ -35,10 +54,12 @@ import numpy as np
 from simsbrt.backend import Backend, resolve_backend
 from simsbrt.errors import SpecError
 from simsbrt.evaluate import compute_dvhs, evaluate_protocol, prescription_scale_factor
-from simsbrt.evaluate.protocol import OPTIMAL
+from simsbrt.evaluate.protocol import BOUNDARY_TOLERANCE, OPTIMAL, VIOLATED
 from simsbrt.evaluate.dvh import to_host
-from simsbrt.optimize.problem import CORD_PRV, THECAL_SAC, FluenceProblem, PlanGoals
-from simsbrt.optimize.sib import SearchStep, bracket_search
+from simsbrt.optimize.objectives import SquaredUnderdose
+from simsbrt.optimize.problem import BOOST, CORD_PRV, THECAL_SAC, FluenceProblem, PlanGoals
+from simsbrt.optimize.sib import (FloorConflict, SearchStep, bracket_search, ceiling_violations, check_boost_policy,
+                                  floor_conflicts, optimal_ceilings)
 from simsbrt.optimize.solvers import SOLVERS, SolverOptions
 from simsbrt.protocols.loader import Prescription, Protocol, Range, load_protocol
 
@@ -72,6 +93,8 @@ class PlanSettings:
     optimal_preference_gy: float = 0.5
     polish: bool = True
     goals: PlanGoals = PlanGoals()
+    boost_policy: str = "max"               # SIB: "max" or "optimal_window" (module docstring)
+    floor_rounds: int = 2                   # SIB: extra rounds with a GTV-floor objective when a GTV floor fails
 
     def __post_init__(self):
         for name in ("cord_prv_limit_gy", "thecal_sac_limit_gy"):
@@ -90,6 +113,9 @@ class PlanSettings:
             raise SpecError("optimal_preference_gy", f"must be >= 0 Gy, got {self.optimal_preference_gy}")
         if int(self.n_bisections) < 0 or int(self.organ_rounds) < 0:
             raise SpecError("n_bisections", "search steps and organ rounds must be >= 0")
+        check_boost_policy(self.boost_policy)
+        if int(self.floor_rounds) < 0:
+            raise SpecError("floor_rounds", f"must be >= 0, got {self.floor_rounds}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -134,6 +160,8 @@ class PlanResult:
     search_stop: str = ""        # how the search ended: "a limit binds: ...", "range top reached (...)", ...
     plan_goal_gy: float | None = None   # the goal of the returned plan (the optimal-range rule may pick one
                                         # below boost_goal_gy, the highest acceptable goal)
+    boost_policy: str | None = None     # the SIB boost policy (None for plans without a boost)
+    floor_conflicts: tuple[FloorConflict, ...] = ()   # GTV floors still violated vs the organ limits capping them
 
     def summary(self) -> dict:
         """The JSON document of the CLI contract (plus search details)."""
@@ -150,6 +178,12 @@ class PlanResult:
             "binding_limits": list(self.binding_limits),
             "search_stop": self.search_stop,
             "plan_goal_gy": self.plan_goal_gy,
+            "boost_policy": self.boost_policy,
+            "floor_conflicts": [{"floor": c.floor, "organ_limit": c.organ_limit,
+                                 "gtv_in_organ_frac": round(c.in_organ_frac, 4),
+                                 "gtv_near_organ_frac": round(c.near_organ_frac, 4),
+                                 "geometrically_unattainable": c.proven, "text": c.describe()}
+                                for c in self.floor_conflicts],
             "prescription_gy": self.prescription_gy,
             "boost_goal_gy": self.boost_goal_gy,
             "cord_prv_limit_gy": self.cord_prv_limit_gy,
@@ -247,19 +281,21 @@ class _Planner:
         self.n_iterations = 0
         base = load_protocol("sib_trial")
         margin = settings.organ_margin_gy
-        cord = settings.cord_prv_limit_gy if settings.cord_prv_limit_gy is not None else _limit_of(base, CORD_PRV)
-        sac = settings.thecal_sac_limit_gy if settings.thecal_sac_limit_gy is not None else _limit_of(base, THECAL_SAC)
+        cord, sac = settings.cord_prv_limit_gy, settings.thecal_sac_limit_gy
+        cord = base.max_dose_limit_gy(CORD_PRV) if cord is None else cord
+        sac = base.max_dose_limit_gy(THECAL_SAC) if sac is None else sac
         self.goals = settings.goals.with_(cord_prv_aim_gy=max(cord - margin, 0.0),
                                           thecal_sac_aim_gy=max(sac - margin, 0.0))
 
     def candidate(self, goals: PlanGoals, protocol: Protocol, warm: Candidate | None, ignore: Callable,
-                  options: SolverOptions | None = None) -> Candidate:
-        """A normalised, evaluated plan; extra rounds with heavier organ weights while an organ limit fails."""
+                  options: SolverOptions | None = None, extra_objectives: tuple = ()) -> Candidate:
+        """A normalised, evaluated plan; extra rounds with heavier organ weights while an organ limit fails.
+        extra_objectives: dose objectives added to the goals' own (the GTV-floor rounds)."""
         w0 = None if warm is None else warm.weights
         options = options or self.settings.solver_options
         first = None
         for round_ in range(self.settings.organ_rounds + 1):
-            cand = self._optimise_once(goals, protocol, w0, options)
+            cand = self._optimise_once(goals, protocol, w0, options, extra_objectives)
             first = first or cand
             if not _organ_violations(cand.evaluation):
                 return cand
@@ -269,10 +305,14 @@ class _Planner:
         # heavier organ weights did not meet the organ limit: keep the plan of the standard weights
         return first
 
-    def _optimise_once(self, goals: PlanGoals, protocol: Protocol, w0, options: SolverOptions) -> Candidate:
+    def _optimise_once(self, goals: PlanGoals, protocol: Protocol, w0, options: SolverOptions,
+                       extra_objectives: tuple = ()) -> Candidate:
         t0 = time.perf_counter()
-        result = self.problem.optimise(goals, None if w0 is None else self.problem.xp.asarray(w0),
-                                       self.settings.solver, options)
+        w0 = None if w0 is None else self.problem.xp.asarray(w0)
+        if extra_objectives:
+            result = self._optimise_with_extra(goals, extra_objectives, w0, options)
+        else:
+            result = self.problem.optimise(goals, w0, self.settings.solver, options)
         weights = np.asarray(to_host(result.x), dtype=np.float64)
         self.timings["optimise_s"] += time.perf_counter() - t0
         self.n_iterations += result.n_iter
@@ -284,6 +324,35 @@ class _Planner:
         evaluation = evaluate_protocol(protocol, dose, self.masks, self.voxel_cc)
         self.timings["evaluate_s"] += time.perf_counter() - t0
         return Candidate(goals.boost_gy or goals.prescription_gy, weights, dose, evaluation, result.n_iter, factor)
+
+    def _optimise_with_extra(self, goals: PlanGoals, extra_objectives: tuple, w0, options: SolverOptions):
+        """FluenceProblem.optimise with dose objectives added to the goals' own."""
+        shared = {f.name: getattr(self.problem, f.name) for f in fields(FluenceProblem)}
+        problem = _ProblemWithExtra(**shared, extra_objectives=tuple(extra_objectives))
+        return problem.optimise(goals, w0, self.settings.solver, options)
+
+    def floor_rows(self, capped_by: tuple[str, ...]):
+        """Optimisation rows of the GTV outside the given organs (their voxels cannot reach a floor above
+        the organ limit), or None when none is left."""
+        rows = self.problem.rows
+        if not self.problem.has(BOOST):
+            return None
+        gtv = to_host(rows[BOOST])
+        for organ in capped_by:
+            if self.problem.has(organ):
+                gtv = np.setdiff1d(gtv, to_host(rows[organ]))
+        return self.problem.xp.asarray(gtv) if gtv.size else None
+
+
+@dataclass(frozen=True, eq=False)
+class _ProblemWithExtra(FluenceProblem):
+    """The same fluence problem (shared operator and rows) with extra dose objectives in its objective."""
+
+    extra_objectives: tuple = ()
+
+    def objective(self, goals: PlanGoals):
+        base = super().objective(goals)
+        return replace(base, dose_objectives=base.dose_objectives + self.extra_objectives)
 
 
 def full_dose_grid(influence, weights) -> np.ndarray:
@@ -343,13 +412,6 @@ def _binding_first(names) -> tuple[str, ...]:
     return organ + tuple(n for n in names if n not in organ)
 
 
-def _limit_of(protocol: Protocol, structure: str) -> float:
-    for limit in protocol.limits:
-        if limit.structure == structure and limit.mandatory is not None and limit.mandatory.max_value is not None:
-            return float(limit.mandatory.max_value)
-    raise SpecError(structure, f"protocol {protocol.name} has no maximum-dose limit for it")
-
-
 def _blocking_violations(evaluation, rises_with_goal: Callable) -> tuple[str, ...]:
     """Violated mandatory limits, except those a higher goal can only help (e.g. GTV floors for a boost)."""
     return _binding_first(r.limit_name for r in evaluation.rows if r.status == "violated" and not rises_with_goal(r))
@@ -363,6 +425,10 @@ def _never(row) -> bool:
     return False
 
 
+def _mandatory_violations(evaluation) -> tuple[str, ...]:
+    return _blocking_violations(evaluation, _never)
+
+
 def plan_metrics(dose_gy, masks: dict, voxel_volume_cc: float) -> dict:
     """The reported DVH metrics (None for a structure that is missing or empty at this level)."""
     present = {n: masks[n] for n in REPORTED_METRICS if n in masks and np.any(masks[n])}
@@ -371,7 +437,8 @@ def plan_metrics(dose_gy, masks: dict, voxel_volume_cc: float) -> dict:
             for name, metrics in REPORTED_METRICS.items()}
 
 
-def _describe(rises_with_goal):
+def _describe(blocking: Callable):
+    """SearchStep of a candidate; blocking(evaluation) -> the violations that make a step unacceptable."""
     def describe(cand: Candidate, goal: float, ok: bool) -> SearchStep:
         ev = cand.evaluation
         pick = {}
@@ -380,9 +447,142 @@ def _describe(rises_with_goal):
                 pick[f"{structure} {metric}"] = ev.row(structure, metric).value
             except KeyError:
                 pass
-        violated = () if ok else (_blocking_violations(ev, rises_with_goal) or tuple(ev.violated_limits))
+        violated = () if ok else (blocking(ev) or tuple(ev.violated_limits))
         return SearchStep(float(goal), ok, cand.n_iterations, violated, pick)
     return describe
+
+
+# ------------------------------------------------------------------ the SIB plan
+FLOOR_WEIGHT = 10.0        # GTV-floor underdose weight of the first floor round (x 5 per further round)
+
+
+@dataclass(frozen=True, eq=False)
+class _SibPlan:
+    protocol: Protocol
+    candidate: Candidate
+    boost_goal_gy: float | None
+    steps: tuple
+    binding: tuple[str, ...]
+    search_stop: str
+    conflicts: tuple[FloorConflict, ...] = ()
+
+
+def _sib_blocking(protocol: Protocol, policy: str) -> Callable:
+    """evaluation -> the violations that make a search step unacceptable under the boost policy: the
+    mandatory limits a higher boost can break ("max"), plus the optimal ceilings ("optimal_window")."""
+    ceilings = optimal_ceilings(protocol) if policy == "optimal_window" else ()
+
+    def blocking(evaluation) -> tuple[str, ...]:
+        return (_blocking_violations(evaluation, _gtv_floor)
+                + ceiling_violations(evaluation, ceilings, BOUNDARY_TOLERANCE))
+    return blocking
+
+
+def _plan_sib(planner: _Planner, settings: PlanSettings, progress) -> _SibPlan:
+    """The boost search under settings.boost_policy, the final polish, then the GTV-floor rounds."""
+    protocol = protocol_for("sib", settings)
+    lo, hi = settings.boost_range_gy
+    blocking = _sib_blocking(protocol, settings.boost_policy)
+
+    def acceptable(c):
+        return not blocking(c.evaluation)
+
+    def plan_at(goal, warm):
+        return planner.candidate(planner.goals.with_(boost_gy=goal), protocol, warm, _gtv_floor,
+                                 settings.search_solver_options)
+
+    outcome = bracket_search(plan_at, acceptable, _describe(blocking), lo, hi, settings.n_bisections,
+                             progress, "GTV boost goal")
+    chosen = prefer_optimal(outcome.accepted, settings.optimal_preference_gy)
+    cand = chosen if chosen is not None else outcome.lowest_failure
+    if chosen is not None and settings.polish and settings.search_solver_options != settings.solver_options:
+        polished = planner.candidate(planner.goals.with_(boost_gy=chosen.goal_gy), protocol, chosen, _gtv_floor,
+                                     settings.solver_options)
+        kept = acceptable(polished)
+        if progress:
+            progress(f"final plan at GTV boost goal {chosen.goal_gy:.2f} Gy, full accuracy: "
+                     f"{'kept' if kept else 'violates a limit, the search plan is kept'}")
+        cand = polished if kept else chosen
+    binding = blocking(outcome.lowest_failure.evaluation) if outcome.lowest_failure is not None else ()
+    search_stop = _search_stop(outcome, binding, lo, hi, "GTV boost goal")
+    if outcome.best is None and not _blocking_violations(cand.evaluation, _gtv_floor):
+        # optimal_window only: every mandatory limit holds at the range bottom, an optimal ceiling does not
+        search_stop = (f"optimal ceilings not met even at the range bottom (GTV boost goal {lo:.2f} Gy): "
+                       + "; ".join(binding) + "; the range-bottom plan is returned")
+    cand, conflicts, floor_note = _meet_gtv_floors(planner, protocol, cand, blocking, progress)
+    floors_failed = _violated_floors(cand.evaluation)
+    if floor_note and floors_failed:        # infeasible through a GTV floor: that verdict first
+        search_stop = f"{floor_note}; boost search: {search_stop}"
+    elif floor_note:                        # the floor rounds met the floors
+        search_stop = f"{search_stop}; {floor_note}"
+    if floor_note and floors_failed:
+        named = [n for c in conflicts for n in (c.floor, c.organ_limit)] + list(floors_failed)
+        binding = tuple(dict.fromkeys(named + list(binding)))
+    return _SibPlan(protocol, cand, outcome.best_goal_gy, outcome.steps, tuple(binding), search_stop, conflicts)
+
+
+def _violated_floors(evaluation) -> tuple[str, ...]:
+    return tuple(r.limit_name for r in _violated_floor_rows(evaluation))
+
+
+def _violated_floor_rows(evaluation) -> tuple:
+    return tuple(r for r in evaluation.rows if r.status == VIOLATED and _gtv_floor(r))
+
+
+def _capping_organs(protocol: Protocol, floor_gy: float) -> tuple[str, ...]:
+    """Structures other than the GTV with a mandatory maximum dose below floor_gy."""
+    return tuple(dict.fromkeys(
+        lim.structure for lim in protocol.limits
+        if lim.structure != BOOST and lim.metric.unit == "Gy" and lim.mandatory is not None
+        and lim.mandatory.max_value is not None and lim.mandatory.max_value < floor_gy))
+
+
+def _meet_gtv_floors(planner: _Planner, protocol: Protocol, cand: Candidate | None, blocking: Callable, progress):
+    """When the chosen SIB plan violates a GTV floor (and nothing else mandatory): up to settings.floor_rounds
+    re-optimisations at the same boost goal with a GTV underdose objective at floor + organ_margin_gy on the GTV
+    voxels outside the organs capped below the floor (weight FLOOR_WEIGHT, x 5 per round), warm-started. A round's
+    plan replaces the chosen one only if it meets every GTV floor and breaks nothing the chosen plan kept (so an
+    organ limit is never traded for a floor). Floors the geometry proves unattainable (sib.FloorConflict) skip
+    the rounds. Returns (plan, conflicts of the floors still violated, note for search_stop)."""
+    if cand is None or _blocking_violations(cand.evaluation, _gtv_floor) or not _violated_floors(cand.evaluation):
+        return cand, (), ""
+    settings = planner.settings
+    spacing = planner.phantom.grid.spacing_mm
+    floors = _violated_floor_rows(cand.evaluation)
+    conflicts = floor_conflicts(protocol, floors, planner.masks, spacing)
+    proven = {c.floor for c in conflicts if c.proven}
+    kept = set(blocking(cand.evaluation))
+    open_floors = [r for r in floors if r.limit_name not in proven]
+    extra_rows = [(r, planner.floor_rows(_capping_organs(protocol, r.mandatory.min_value))) for r in open_floors]
+    extra_rows = [(r, rows) for r, rows in extra_rows if rows is not None]
+    n_rounds = settings.floor_rounds if extra_rows else 0
+    goals = planner.goals.with_(boost_gy=cand.goal_gy)
+    warm = cand
+    for k in range(n_rounds):
+        weight = FLOOR_WEIGHT * 5.0 ** k
+        margin = settings.organ_margin_gy
+        extra = tuple(SquaredUnderdose(f"GTV floor {r.limit_name}", rows, r.mandatory.min_value + margin, weight)
+                      for r, rows in extra_rows)
+        trial = planner.candidate(goals, protocol, warm, _gtv_floor, settings.solver_options, extra)
+        ok = set(blocking(trial.evaluation)) <= kept
+        met = ok and not _violated_floors(trial.evaluation)
+        if progress:
+            failing = blocking(trial.evaluation) + _violated_floors(trial.evaluation)
+            progress(f"GTV floor round {k + 1}/{n_rounds} (weight {weight:g}) at GTV boost goal {cand.goal_gy:.2f} "
+                     f"Gy: {'every GTV floor met' if met else '; '.join(failing)}")
+        if met:
+            return trial, (), f"GTV floor(s) {', '.join(r.limit_name for r in floors)} met after {k + 1} floor round(s)"
+        if ok:
+            warm = trial
+    how = (f"not met after {n_rounds} floor round(s)" if n_rounds else
+           "geometrically unattainable, floor rounds skipped" if proven else "no floor round run")
+    named = {c.floor for c in conflicts}
+    text = [c.describe() for c in conflicts]
+    text += [f"{r.limit_name} (no organ limit below the floor touches the GTV)" for r in floors
+             if r.limit_name not in named]
+    if progress:
+        progress(f"GTV floor {how}: " + "; ".join(text))
+    return cand, conflicts, f"infeasible: GTV floor {how}: " + "; ".join(text)
 
 
 # ------------------------------------------------------------------ the plans
@@ -401,34 +601,11 @@ def make_plan(inputs: PlanInputs, mode: str, settings: PlanSettings = PlanSettin
         binding = tuple(cand.evaluation.violated_limits)
         search_stop = "no search (single optimisation)"
         reached_rx = protocol.prescription.dose_gy
+        conflicts = ()
     elif mode == "sib":
-        protocol = protocol_for(mode, settings)
-        lo, hi = settings.boost_range_gy
-
-        def acceptable(c):
-            return not _blocking_violations(c.evaluation, _gtv_floor)
-
-        def plan_at(goal, warm):
-            return planner.candidate(planner.goals.with_(boost_gy=goal), protocol, warm, _gtv_floor,
-                                     settings.search_solver_options)
-
-        outcome = bracket_search(plan_at, acceptable, _describe(_gtv_floor), lo, hi, settings.n_bisections,
-                                 progress, "GTV boost goal")
-        chosen = prefer_optimal(outcome.accepted, settings.optimal_preference_gy)
-        cand = chosen if chosen is not None else outcome.lowest_failure
-        if chosen is not None and settings.polish and settings.search_solver_options != settings.solver_options:
-            polished = planner.candidate(planner.goals.with_(boost_gy=chosen.goal_gy), protocol, chosen, _gtv_floor,
-                                         settings.solver_options)
-            kept = acceptable(polished)
-            if progress:
-                progress(f"final plan at GTV boost goal {chosen.goal_gy:.2f} Gy, full accuracy: "
-                         f"{'kept' if kept else 'violates a limit, the search plan is kept'}")
-            cand = polished if kept else chosen
-        boost_goal = outcome.best_goal_gy
-        steps = outcome.steps
-        binding = (_blocking_violations(outcome.lowest_failure.evaluation, _gtv_floor)
-                   if outcome.lowest_failure is not None else ())
-        search_stop = _search_stop(outcome, binding, lo, hi, "GTV boost goal")
+        sib = _plan_sib(planner, settings, progress)
+        protocol, cand, boost_goal, steps = sib.protocol, sib.candidate, sib.boost_goal_gy, sib.steps
+        binding, search_stop, conflicts = sib.binding, sib.search_stop, sib.conflicts
         reached_rx = protocol.prescription.dose_gy
     else:  # uniform_escalated
         lo, hi = settings.escalation_range_gy
@@ -442,7 +619,7 @@ def make_plan(inputs: PlanInputs, mode: str, settings: PlanSettings = PlanSettin
             start = None if warm is None else replace(warm, weights=warm.weights * (p / warm.goal_gy), evaluation=None)
             return planner.candidate(goals, escalated(p), start, _never)
 
-        outcome = bracket_search(plan_at, lambda c: c.evaluation.feasible, _describe(_never), lo, hi,
+        outcome = bracket_search(plan_at, lambda c: c.evaluation.feasible, _describe(_mandatory_violations), lo, hi,
                                  settings.n_bisections, progress, "PTV_Eval prescription")
         cand = outcome.best if outcome.best is not None else outcome.lowest_failure
         reached_rx = outcome.best_goal_gy if outcome.best is not None else lo
@@ -451,16 +628,21 @@ def make_plan(inputs: PlanInputs, mode: str, settings: PlanSettings = PlanSettin
         binding = (tuple(outcome.lowest_failure.evaluation.violated_limits)
                    if outcome.lowest_failure is not None else ())
         search_stop = _search_stop(outcome, _binding_first(binding), lo, hi, "PTV_Eval prescription")
+        conflicts = ()
     # the verdict: simsbrt.evaluate on the final dose exactly as stored (float32, full grid)
     masks = inputs.phantom.structures
     dose32 = cand.dose_gy.astype(np.float32)
     evaluation = evaluate_protocol(protocol, dose32, masks, inputs.phantom.grid.voxel_volume_cc)
     metrics = plan_metrics(dose32, masks, inputs.phantom.grid.voxel_volume_cc)
     timings = {**inputs.timings_s, **planner.timings, "plan_s": time.perf_counter() - t_start}
-    cord_limit = settings.cord_prv_limit_gy if settings.cord_prv_limit_gy is not None else _limit_of(protocol, CORD_PRV)
+    cord_limit = settings.cord_prv_limit_gy
+    cord_limit = protocol.max_dose_limit_gy(CORD_PRV) if cord_limit is None else cord_limit
     log.info("plan %s: feasible=%s, %d iterations", mode, evaluation.feasible, planner.n_iterations)
+    # a GTV floor against an organ limit is named in that order (floor first), the rest organ limits first
+    binding = tuple(binding) if conflicts else _binding_first(binding or evaluation.violated_limits)
     return PlanResult(mode, protocol, cand.weights, dose32, evaluation, metrics,
-                      bool(evaluation.feasible), _binding_first(binding or evaluation.violated_limits), boost_goal,
+                      bool(evaluation.feasible), binding, boost_goal,
                       float(reached_rx), float(cord_limit), tuple(steps), planner.n_iterations,
                       inputs.backend.name, inputs.backend.device, timings, search_stop,
-                      float(cand.goal_gy) if cand is not None else None)
+                      float(cand.goal_gy) if cand is not None else None,
+                      settings.boost_policy if mode == "sib" else None, tuple(conflicts))

@@ -127,6 +127,13 @@ class Protocol:
     def structures(self) -> tuple[str, ...]:
         return self.required_structures + self.optional_structures
 
+    def max_dose_limit_gy(self, structure: str) -> float:
+        """The mandatory maximum (e.g. D0.03cc <= 25 Gy) of an organ; SpecError naming it if there is none."""
+        for limit in self.limits:
+            if limit.structure == structure and limit.mandatory is not None and limit.mandatory.max_value is not None:
+                return float(limit.mandatory.max_value)
+        raise SpecError(structure, f"protocol {self.name} has no maximum-dose limit for it")
+
 
 def available_protocols() -> list[str]:
     """Names of the protocol files shipped in simsbrt/protocols/."""
