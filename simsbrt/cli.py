@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "simsbrt.dose.cli",
     "simsbrt.optimize.cli",
     "simsbrt.cli_compare",
+    "simsbrt.sweep.cli",
 )
 
 

@@ -1,0 +1,94 @@
+"""``simsbrt sweep SWEEP.toml --out DIR`` and ``simsbrt sweep plot DIR --x ... --y ... --by ... --out FILE.png``.
+
+One ``sweep`` parser whose first positional is either ``plot`` or a sweep file; the rest of the
+command line is parsed by the parser of that job (so both commands work exactly as written).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from simsbrt.errors import SpecError
+
+BACKENDS = ["cpu", "cuda", "auto"]
+
+
+def run_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="simsbrt sweep", description="Run every point of a sweep file; resumable.")
+    p.add_argument("sweep", type=Path, help="SWEEP.toml")
+    p.add_argument("--out", required=True, type=Path, help="output folder (runs/, results.csv, results.h5, cache/)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="parallel workers (default: one per core on the CPU, one per GPU with --backend cuda; "
+                        "1 = in this process)")
+    p.add_argument("--dask", default=None, metavar="ADDRESS",
+                   help="run on an existing Dask distributed cluster (scheduler address; pip install simsbrt[dask])")
+    p.add_argument("--backend", choices=BACKENDS, default=None,
+                   help="cpu | cuda | auto (default: $SIMSBRT_BACKEND, else auto)")
+    p.add_argument("--set", action="append", default=[], metavar="PATH=VALUE", dest="assignments",
+                   help="replace or add a [fixed] value (repeatable; TOML syntax), e.g. --set phantom.grid.spacing_mm=3")
+    p.add_argument("--no-cache", action="store_true", help="do not keep influence matrices in DIR/cache")
+    p.add_argument("--cache-gb", type=float, default=8.0, help="size cap of DIR/cache in GiB (default 8)")
+    p.add_argument("--retry-failed", action="store_true", help="run failed runs again (default: keep them)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def plot_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="simsbrt sweep plot", description="Plot a metric of a finished sweep.")
+    p.add_argument("dir", type=Path, help="sweep output folder (or its results.csv)")
+    p.add_argument("--x", required=True, help="x column, e.g. gtv_cord_gap_mm")
+    p.add_argument("--y", required=True, help="y column, e.g. GTV.D50%%")
+    p.add_argument("--by", default=None, help="one line per value of this column, e.g. mode")
+    p.add_argument("--where", action="append", default=[], metavar="COLUMN=VALUE",
+                   help="keep only rows with this value (repeatable), e.g. --where plan.cord_prv_limit_gy=25")
+    p.add_argument("--out", required=True, type=Path, help="figure file (.png, .pdf, .svg)")
+    return p
+
+
+def _where(items) -> dict:
+    out = {}
+    for item in items:
+        column, sep, value = item.partition("=")
+        if not sep or not column:
+            raise SpecError("where", f"expected COLUMN=VALUE, got {item!r}")
+        out[column] = value
+    return out
+
+
+def run_sweep_command(args) -> int:
+    if args.target == "plot":
+        opts = plot_parser().parse_args(args.rest)
+        from simsbrt.sweep.plot import plot_sweep
+
+        data = plot_sweep(opts.dir, opts.x, opts.y, opts.out, opts.by, where=_where(opts.where))
+        print(f"wrote {data.path}: {data.y} vs {data.x}, {len(data.lines)} line(s)")
+        return 0
+    opts = run_parser().parse_args([args.target, *args.rest])
+    from simsbrt.sweep.runner import run_sweep
+    from simsbrt.sweep.spec import load_sweep, parse_assignment
+
+    if opts.cache_gb < 0:
+        raise SpecError("cache-gb", f"must be >= 0, got {opts.cache_gb}")
+    spec = load_sweep(opts.sweep, dict(parse_assignment(a) for a in opts.assignments))
+    summary = run_sweep(spec, opts.out, workers=opts.workers, dask_address=opts.dask, backend=opts.backend,
+                        cache=not opts.no_cache, cache_max_bytes=int(opts.cache_gb * 2**30),
+                        retry_failed=opts.retry_failed, quiet=opts.quiet)
+    print(summary.text())
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "sweep", help="run a parameter sweep (SWEEP.toml) or plot one ('sweep plot DIR ...')",
+        description="simsbrt sweep SWEEP.toml --out DIR [--workers N] [--dask ADDRESS] [--backend B] [--no-cache]\n"
+                    "simsbrt sweep plot DIR --x COLUMN --y COLUMN [--by COLUMN] --out FILE.png\n"
+                    "(`simsbrt sweep SWEEP.toml -h` and `simsbrt sweep plot -h` list every option)",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("target", help="SWEEP.toml, or 'plot'")
+    p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    p.set_defaults(func=run_sweep_command)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(run_sweep_command(argparse.Namespace(target=sys.argv[1], rest=sys.argv[2:])))
