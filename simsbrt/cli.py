@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "simsbrt.optimize.cli",
     "simsbrt.cli_compare",
     "simsbrt.sweep.cli",
+    "simsbrt.dicom.cli",
 )
 
 

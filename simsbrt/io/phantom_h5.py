@@ -2,7 +2,9 @@
 
 Layout (schema_version 1):
   root attributes: schema_version (int), simsbrt_version, kind = "phantom", spacing_mm, origin_mm,
-                   shape, spec_json (the PhantomSpec as JSON; parse_spec rebuilds it)
+                   shape, spec_json (the PhantomSpec as JSON; parse_spec rebuilds it), or instead of
+                   spec_json for a phantom built outside simsbrt (DICOM import): source_json
+                   (phantom.model.ImportedSpec as JSON: name, source, description)
   /density                 float32, grid.shape, gzip
   /structures/<NAME>       bool, grid.shape, gzip; attribute order (int) keeps the dict order
 A reader refuses a newer schema_version (SchemaError). No pickle.
@@ -35,7 +37,10 @@ def write_phantom_group(group, phantom) -> None:
     group.attrs["spacing_mm"] = np.asarray(phantom.grid.spacing_mm, dtype=np.float64)
     group.attrs["origin_mm"] = np.asarray(phantom.grid.origin_mm, dtype=np.float64)
     group.attrs["shape"] = np.asarray(phantom.grid.shape, dtype=np.int64)
-    group.attrs["spec_json"] = json.dumps(phantom.spec.to_dict())
+    from simsbrt.phantom.model import ImportedSpec
+
+    key = "source_json" if isinstance(phantom.spec, ImportedSpec) else "spec_json"
+    group.attrs[key] = json.dumps(phantom.spec.to_dict())
     chunks = (min(64, phantom.grid.shape[0]), min(64, phantom.grid.shape[1]), min(16, phantom.grid.shape[2]))
     group.create_dataset("density", data=np.asarray(phantom.density, dtype=np.float32), compression="gzip",
                          compression_opts=GZIP_LEVEL, chunks=chunks, shuffle=True)
@@ -54,12 +59,14 @@ def read_phantom(path):
 
 def read_phantom_group(group, source: str):
     """Read the phantom layout written by write_phantom_group from an open h5py group (SchemaError if incomplete)."""
-    from simsbrt.phantom.model import Phantom
+    from simsbrt.phantom.model import ImportedSpec, Phantom
     from simsbrt.phantom.spec import parse_spec
 
-    for key in ("spacing_mm", "origin_mm", "spec_json"):
+    for key in ("spacing_mm", "origin_mm"):
         if key not in group.attrs:
             raise SchemaError(f"{source}: missing attribute {key!r}")
+    if "spec_json" not in group.attrs and "source_json" not in group.attrs:
+        raise SchemaError(f"{source}: missing attribute 'spec_json'")
     if "density" not in group or "structures" not in group:
         raise SchemaError(f"{source}: missing /density or /structures")
     density = group["density"][...].astype(np.float32, copy=False)
@@ -68,7 +75,11 @@ def read_phantom_group(group, source: str):
     structs = group["structures"]
     names = sorted(structs, key=lambda n: int(structs[n].attrs.get("order", 0)))
     structures = {name: structs[name][...].astype(bool, copy=False) for name in names}
-    spec = parse_spec(json.loads(group.attrs["spec_json"]), source=source)
+    if "spec_json" in group.attrs:
+        spec = parse_spec(json.loads(group.attrs["spec_json"]), source=source)
+    else:
+        doc = json.loads(group.attrs["source_json"])
+        spec = ImportedSpec(str(doc.get("name", "")), str(doc.get("source", "")), str(doc.get("description", "")))
     for name, mask in structures.items():
         if mask.shape != grid.shape:
             raise SchemaError(f"{source}: /structures/{name} has shape {mask.shape}, expected {grid.shape}")

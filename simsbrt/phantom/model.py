@@ -27,12 +27,25 @@ from simsbrt.phantom.volumes import protocol_structures
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class ImportedSpec:
+    """Stands in for the PhantomSpec of a phantom built outside simsbrt (e.g. imported from DICOM CT +
+    RTSTRUCT): its name, where it came from, and a free description. It has no anatomy or GTV fields."""
+
+    name: str
+    source: str
+    description: str = ""
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "source": self.source, "description": self.description}
+
+
 @dataclass(frozen=True, eq=False)
 class Phantom:
     grid: Grid
     density: np.ndarray            # float32 relative electron density, shape grid.shape
     structures: dict               # name -> bool mask, shape grid.shape
-    spec: PhantomSpec
+    spec: PhantomSpec | ImportedSpec
 
     def mask(self, name: str) -> np.ndarray:
         try:
@@ -53,10 +66,20 @@ class Phantom:
             raise SimsbrtError(f"structure {name!r} is empty in phantom {self.spec.name!r}; it has no centroid")
         return tuple(float(v) for v in self.grid.index_to_world_mm(idx.mean(axis=0)))
 
+    def description(self) -> str:
+        """One line for figure titles and pages: level and GTV of a generated phantom, or where an imported one came from."""
+        spec = self.spec
+        if isinstance(spec, ImportedSpec):
+            return f"imported from {spec.source}, GTV {self.volume_cc('GTV'):.1f} cm3" if "GTV" in self.structures \
+                else f"imported from {spec.source}"
+        gtv = spec.gtv
+        return (f"{spec.anatomy.level}, GTV {self.volume_cc('GTV'):.1f} cm3 ({', '.join(gtv.sectors)}), "
+                f"Bilsky {gtv.bilsky}, {gtv.lesion_type}")
+
     def summary(self) -> dict:
         return {
             "name": self.spec.name,
-            "level": self.spec.anatomy.level,
+            "level": self.spec.anatomy.level if isinstance(self.spec, PhantomSpec) else None,
             "shape": list(self.grid.shape),
             "spacing_mm": list(self.grid.spacing_mm),
             "origin_mm": list(self.grid.origin_mm),

@@ -80,9 +80,7 @@ def plot_phantom(phantom, out_path, *, dpi: int = 110) -> Path:
     ax_zoom.set_aspect("equal")
     ax_axial.set_aspect("equal")
     fig.legend(handles=handles, loc="lower center", ncol=6, fontsize=8, frameon=False)
-    spec = phantom.spec
-    fig.suptitle(f"{spec.name}: {spec.anatomy.level}, GTV {spec.gtv.volume_cc:g} cm3 ({', '.join(spec.gtv.sectors)}), "
-                 f"Bilsky {spec.gtv.bilsky}, {spec.gtv.lesion_type}; grid {grid.shape} at {grid.spacing_mm[0]:g} mm; "
+    fig.suptitle(f"{phantom.spec.name}: {phantom.description()}; grid {grid.shape} at {grid.spacing_mm[0]:g} mm; "
                  "greyscale = relative electron density 0-1.8")
     fig.tight_layout(rect=(0, 0.12, 1, 0.95))
     out = Path(out_path)
