@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "simsbrt.cli_compare",
     "simsbrt.sweep.cli",
     "simsbrt.dicom.cli",
+    "simsbrt.teach.cli",
 )
 
 

@@ -342,3 +342,25 @@ def test_replanning_the_imported_phantom_gives_the_same_metrics(exported, reimpo
     back = read_plan(write_plan(tmp_path / "again.h5", again, inputs, settings))
     assert back.phantom.spec == reimported.spec
 
+
+def test_figures_and_the_teaching_page_draw_an_imported_phantom(exported, reimported, uniform_plan, tmp_path):
+    """An imported phantom has no generator spec (no level, no GTV sectors): the phantom figure and the
+    teaching page describe it by its source instead of failing."""
+    from simsbrt.optimize.plans import PlanSettings, protocol_for
+    from simsbrt.report import compare
+    from simsbrt.report.phantom_plot import plot_phantom
+    from simsbrt.teach.lesson import write_lesson
+
+    assert reimported.description().startswith("imported from ")
+    assert reimported.summary()["level"] is None
+    figure = plot_phantom(reimported, tmp_path / "phantom.png")
+    assert figure.stat().st_size > 10_000
+    result, _ = uniform_plan
+    trial = protocol_for("sib", PlanSettings())
+    metrics = compare.plan_metrics_for(result.dose_gy, reimported.structures, reimported.grid.voxel_volume_cc,
+                                       result.evaluation, trial, trial.n_fractions)
+    table = compare.build_table({"uniform": metrics}, trial.n_fractions)
+    lesson = write_lesson(reimported, {"uniform": result.dose_gy}, {"uniform": result.evaluation}, table,
+                          tmp_path / "teach", trial)
+    page = lesson.files["html"].read_text()
+    assert "imported from" in page and lesson.figure_data["level"] is None
