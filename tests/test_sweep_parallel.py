@@ -1,4 +1,5 @@
-"""The same 2-point sweep on a local Dask cluster (started here) and on two local worker processes."""
+"""The same 2-point sweep on a local Dask cluster (two worker processes, started here, so tasks and
+results really cross process boundaries) and on two local worker processes."""
 import pytest
 
 from simsbrt.cli import main
@@ -39,7 +40,8 @@ def sweep_file(tmp_path_factory):
 def dask_run(sweep_file, tmp_path_factory):
     distributed = pytest.importorskip("distributed")
     out = tmp_path_factory.mktemp("dask") / "out"
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
         code = main(["sweep", str(sweep_file), "--out", str(out), "--dask", cluster.scheduler_address, "--quiet"])
     return code, out
 
