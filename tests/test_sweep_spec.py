@@ -22,11 +22,20 @@ def test_unknown_top_key_is_named():
     assert err.value.field == "grdi"
 
 
-def test_unknown_parameter_path_lists_valid_ones():
+def test_a_misspelt_parameter_path_names_the_one_meant():
     with pytest.raises(SpecError) as err:
         sweep(grid={"phantom.gtv.volum_cc": [5.0]})
     assert err.value.field == "phantom.gtv.volum_cc"
-    assert "phantom.gtv.volume_cc" in err.value.problem and "plan.cord_prv_limit_gy" in err.value.problem
+    assert "did you mean phantom.gtv.volume_cc?" in err.value.problem
+    assert "plan.cord_prv_limit_gy" not in err.value.problem
+
+
+def test_an_unknown_parameter_path_lists_the_valid_ones_of_its_section():
+    with pytest.raises(SpecError) as err:
+        sweep(grid={"arcs.wobble": [1.0]})
+    assert err.value.field == "arcs.wobble"
+    assert "arcs.spacing_deg" in err.value.problem and "arcs.n_arcs" in err.value.problem
+    assert "plan." not in err.value.problem
 
 
 def test_zip_lists_of_unequal_length_are_refused():

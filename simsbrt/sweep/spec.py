@@ -33,6 +33,7 @@ planner options become sweepable without a change here.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import tomllib
 from dataclasses import dataclass
@@ -134,8 +135,15 @@ def default_parameters(base_phantom_spec) -> dict:
 
 
 def check_path(path: str, valid: dict, source: str | None) -> None:
-    if path not in valid:
-        raise SpecError(path, "unknown parameter path; valid paths: " + ", ".join(sorted(valid)), source)
+    """An unknown path names the closest valid ones, or those of its section (phantom., plan., ...)."""
+    if path in valid:
+        return
+    close = difflib.get_close_matches(path, list(valid), n=3, cutoff=0.75)
+    if close:
+        raise SpecError(path, "unknown parameter path; did you mean " + " or ".join(close) + "?", source)
+    section = path.split(".")[0] + "."
+    same = sorted(v for v in valid if v.startswith(section)) or sorted(valid)
+    raise SpecError(path, "unknown parameter path; valid paths: " + ", ".join(same), source)
 
 
 def coerce_value(path: str, value, default, source: str | None):
