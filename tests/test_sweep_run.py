@@ -182,3 +182,22 @@ def test_disk_cache_round_trip_keeps_the_matrix_and_its_column_map(tiny_plan_inp
     assert not DiskCache(tmp_path, max_bytes=1).store("key3", im)            # over the size cap: not stored
     assert not DiskCache(tmp_path, enabled=False).store("key4", im)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["key1.h5"]
+
+
+def test_runs_that_realise_the_same_plan_inputs_reuse_the_plans(tmp_path):
+    """Gaps of 2 and 4 mm both realise as 3 mm on the 3 mm grid: same phantom, arcs and plan inputs, so the
+    second run takes the first run's plans (deterministic) instead of planning them again, and says so."""
+    from simsbrt.sweep import read_table
+
+    sweep_file = write_sweep(tmp_path / "same.toml", [25.0], gaps=(2.0, 4.0), modes='["uniform"]')
+    assert main(["sweep", str(sweep_file), "--out", str(tmp_path / "out"), "--workers", "1", "--quiet"]) == 0
+    _, rows = read_table(tmp_path / "out")
+    first, second = sorted(rows, key=lambda r: r["phantom.gtv_cord_gap_mm"])
+    assert first["gtv_cord_gap_realised_mm"] == second["gtv_cord_gap_realised_mm"] == pytest.approx(3.0)
+    assert first["plan_source"] == "planned" and first["plan_s"] > 0
+    assert second["plan_source"] == f"same as {first['run_id']}" and second["plan_s"] == 0.0
+    assert second["influence_source"] == "memory"
+    for column in ("GTV.D50%", "SpinalCord_PRV02.D0.03cc", "PTV_Eval.D90%", "feasible"):
+        assert second[column] == first[column]
+    # the reused plan is the plan of this input: an independent plan gives the same metrics
+    assert second["GTV.D50%"] == pytest.approx(_independent_uniform(second).dvh["GTV"]["D50%"], rel=1e-6)

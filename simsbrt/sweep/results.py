@@ -22,7 +22,9 @@ SpinalCord_PRV02.D0.03cc, GTV.EQD2_6_D50%, PTV_Eval.Paddick_CI_@30Gy) with its p
 ("<column>.status"), the plan summary (feasible, binding_limits, violated_limits, search_stop,
 boost_goal_gy, plan_goal_gy, prescription_gy, cord_prv_limit_gy, n_iterations), backend, device,
 influence_source (computed / memory / disk), influence_s (0 unless computed or read for this run),
-plan_s (this mode), total_s (the whole run).
+plan_source ("planned", or "same as <run_id>" when an earlier run of the worker had the same realised
+phantom, arcs and plan inputs and its plans are reused; plan_s is then 0), plan_s (this mode), total_s
+(the whole run).
 """
 from __future__ import annotations
 
@@ -45,7 +47,7 @@ CSV_NAME = "results.csv"
 H5_NAME = "results.h5"
 LEAD_COLUMNS = ("run_id", "point")
 RUN_COLUMNS = ("mode", "status", "error")
-TAIL_COLUMNS = ("backend", "device", "influence_source", "influence_s", "plan_s", "total_s")
+TAIL_COLUMNS = ("backend", "device", "influence_source", "influence_s", "plan_source", "plan_s", "total_s")
 
 
 def metric_column(key: str) -> str:

@@ -135,9 +135,19 @@ def _mode_rows(inputs, point: RunPoint, settings) -> list[dict]:
                     "boost_goal_gy": _finite(r.boost_goal_gy), "plan_goal_gy": _finite(r.plan_goal_gy),
                     "prescription_gy": _finite(r.prescription_gy), "cord_prv_limit_gy": _finite(r.cord_prv_limit_gy),
                     "thecal_sac_limit_gy": settings.thecal_sac_limit_gy, "n_iterations": int(r.n_iterations),
-                    "plan_s": plan_s[mode]})
+                    "plan_source": "planned", "plan_s": plan_s[mode]})
         rows.append(row)
     return rows
+
+
+def _plan_identity(point: RunPoint) -> str:
+    """What, besides the group's shared phantom and arcs, decides a run's plans. Two runs of a group with
+    the same identity (e.g. requested gaps that realise as the same geometry) get the same plans."""
+    return canonical_json([point.plan_overrides, point.n_fractions, point.isoeffective_organ_limits, point.modes])
+
+
+def _reused_rows(rows: list[dict], run_id: str) -> list[dict]:
+    return [{**row, "plan_source": f"same as {run_id}", "plan_s": 0.0} for row in rows]
 
 
 def _failed_rows(point: RunPoint) -> list[dict]:
@@ -171,6 +181,7 @@ def run_group(task: GroupTask, on_record=None) -> list[dict]:
             res.commit_run(task.out_dir, record)
     records = []
     memory: dict = {}
+    planned: dict = {}                # plan identity -> (run_id, rows): deterministic plans are not repeated
     disk = DiskCache(Path(task.cache_dir), task.cache_enabled, task.cache_max_bytes)
     try:
         backend = resolve_backend(task.backend)
@@ -187,9 +198,14 @@ def run_group(task: GroupTask, on_record=None) -> list[dict]:
             try:
                 inputs, source, influence_s = plan_inputs_for(phantom, arc_set, task.influence_doc, backend,
                                                               task.key, memory, disk)
-                settings = organ_limits_for_fractions(plan_settings(point.plan_overrides), point.n_fractions,
-                                                      point.isoeffective_organ_limits)
-                rows = _mode_rows(inputs, point, settings)
+                identity = _plan_identity(point)
+                if identity in planned:
+                    rows = _reused_rows(planned[identity][1], planned[identity][0])
+                else:
+                    settings = organ_limits_for_fractions(plan_settings(point.plan_overrides), point.n_fractions,
+                                                          point.isoeffective_organ_limits)
+                    rows = _mode_rows(inputs, point, settings)
+                    planned[identity] = (point.run_id, rows)
                 record = _record(point, derived, "done", None, rows, backend.name, backend.device, source,
                                  influence_s, time.perf_counter() - t0, task.key)
             except Exception as exc:  # noqa: BLE001 -- one failed run never stops the sweep
