@@ -47,12 +47,9 @@ SINGLE_PLAN_RUN_GRIDS_MM = (2.0,)
 
 # ------------------------------------------------------------------ shared pieces (run inside the children)
 def _arcs(cp_deg: float):
-    from simsbrt.geometry.arcs import ArcSet, ArcSpec, default_arc_set
+    from simsbrt.geometry.arcs import default_arc_set
 
-    base = default_arc_set()
-    return ArcSet(arcs=tuple(ArcSpec(a.gantry_start_deg, a.gantry_stop_deg, a.direction, spacing_deg=cp_deg,
-                                     couch_deg=a.couch_deg, collimator_deg=a.collimator_deg) for a in base.arcs),
-                  beamlet_size_mm=base.beamlet_size_mm, beamlet_margin_mm=base.beamlet_margin_mm)
+    return default_arc_set(spacing_deg=cp_deg)
 
 
 def _phantom(grid_mm: float):

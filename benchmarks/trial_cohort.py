@@ -31,7 +31,7 @@ from simsbrt.errors import SimsbrtError  # noqa: E402
 from simsbrt.evaluate import evaluate_protocol  # noqa: E402
 from simsbrt.evaluate.protocol import BOUNDARY_TOLERANCE, OPTIMAL, VIOLATED  # noqa: E402
 from simsbrt.evaluate.radiobiology import biological_dvh  # noqa: E402
-from simsbrt.geometry.arcs import ArcSet, ArcSpec  # noqa: E402
+from simsbrt.geometry.arcs import ArcSet, default_arc_set  # noqa: E402
 from simsbrt.optimize.plans import PlanSettings, make_plan, prepare_plan_inputs  # noqa: E402
 from simsbrt.optimize.sib import BOOST_POLICIES, ceiling_violations, optimal_ceilings  # noqa: E402
 from simsbrt.phantom import build_phantom, generate_cohort  # noqa: E402
@@ -72,9 +72,7 @@ class CaseResult:
 
 def arc_set_for(arc_spacing_deg: float, beamlet_mm: float) -> ArcSet:
     """The default two full coplanar arcs (cw 181->179, ccw 179->181) at the given control-point spacing."""
-    return ArcSet(arcs=(ArcSpec(181.0, 179.0, "cw", spacing_deg=arc_spacing_deg, name="arc1"),
-                        ArcSpec(179.0, 181.0, "ccw", spacing_deg=arc_spacing_deg, name="arc2")),
-                  beamlet_size_mm=beamlet_mm)
+    return default_arc_set(spacing_deg=arc_spacing_deg, beamlet_size_mm=beamlet_mm)
 
 
 def all_optimal(evaluation) -> bool:

@@ -12,16 +12,15 @@ import argparse
 import sys
 
 from simsbrt.cli_compare import run_comparison
-from simsbrt.geometry.arcs import ArcSet, ArcSpec, default_arc_set
+from simsbrt.geometry.arcs import ArcSet, default_arc_set
 from simsbrt.optimize.plans import PlanSettings, prepare_plan_inputs
 from simsbrt.phantom import build_phantom, load_spec
 from simsbrt.report.compare import format_table
 
 
 def quick_arcs() -> ArcSet:
-    """Two coplanar full arcs, control points every 15 degrees, 5 mm beamlets: a coarse, fast arc set."""
-    return ArcSet(arcs=(ArcSpec(181.0, 179.0, "cw", spacing_deg=15.0), ArcSpec(179.0, 181.0, "ccw", spacing_deg=15.0)),
-                  beamlet_size_mm=5.0, beamlet_margin_mm=3.0)
+    """The default two full arcs with control points every 15 degrees and 5 mm beamlets: coarse and fast."""
+    return default_arc_set(spacing_deg=15.0, beamlet_size_mm=5.0, beamlet_margin_mm=3.0)
 
 
 def parse_args(argv=None):

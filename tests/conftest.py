@@ -1,13 +1,12 @@
 """Shared fixtures: one tiny planning case (t10_body at 3 mm, coarse arcs, 5 mm beamlets)."""
 import pytest
 
-from simsbrt.geometry.arcs import ArcSet, ArcSpec
+from simsbrt.geometry.arcs import ArcSet, default_arc_set
 
 
 def tiny_arcs() -> ArcSet:
-    """Two coplanar full arcs at 15 degrees with 5 mm beamlets: small enough for the test suite."""
-    return ArcSet(arcs=(ArcSpec(181.0, 179.0, "cw", spacing_deg=15.0), ArcSpec(179.0, 181.0, "ccw", spacing_deg=15.0)),
-                  beamlet_size_mm=5.0, beamlet_margin_mm=3.0)
+    """The default two full arcs at 15 degrees with 5 mm beamlets: small enough for the test suite."""
+    return default_arc_set(spacing_deg=15.0, beamlet_size_mm=5.0, beamlet_margin_mm=3.0)
 
 
 @pytest.fixture(scope="session")

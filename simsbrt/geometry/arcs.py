@@ -98,9 +98,13 @@ class ArcSet:
             object.__setattr__(self, "isocentre_mm", iso)
 
 
-def default_arc_set() -> ArcSet:
-    """Two coplanar full arcs (cw 181 -> 179, ccw 179 -> 181), 4 degree control points, collimator 0."""
-    return ArcSet(arcs=(ArcSpec(181.0, 179.0, "cw", name="arc1"), ArcSpec(179.0, 181.0, "ccw", name="arc2")))
+def default_arc_set(spacing_deg: float = DEFAULT_SPACING_DEG, beamlet_size_mm: float = DEFAULT_BEAMLET_MM,
+                    beamlet_margin_mm: float = DEFAULT_BEAMLET_MARGIN_MM) -> ArcSet:
+    """Two coplanar full arcs (cw 181 -> 179, ccw 179 -> 181), collimator 0; by default 4 degree control
+    points and 2.5 mm beamlets (coarser settings make the quick / test variants of the same arcs)."""
+    return ArcSet(arcs=(ArcSpec(181.0, 179.0, "cw", spacing_deg=spacing_deg, name="arc1"),
+                        ArcSpec(179.0, 181.0, "ccw", spacing_deg=spacing_deg, name="arc2")),
+                  beamlet_size_mm=beamlet_size_mm, beamlet_margin_mm=beamlet_margin_mm)
 
 
 _ARC_KEYS = {"gantry_start_deg", "gantry_stop_deg", "direction", "spacing_deg", "couch_deg", "collimator_deg", "name"}
