@@ -58,8 +58,8 @@ from simsbrt.evaluate.protocol import BOUNDARY_TOLERANCE, OPTIMAL, VIOLATED
 from simsbrt.evaluate.dvh import to_host
 from simsbrt.optimize.objectives import SquaredUnderdose
 from simsbrt.optimize.problem import BOOST, CORD_PRV, THECAL_SAC, FluenceProblem, PlanGoals
-from simsbrt.optimize.sib import (FloorConflict, SearchStep, bracket_search, ceiling_violations, check_boost_policy,
-                                  floor_conflicts, optimal_ceilings)
+from simsbrt.optimize.sib import (FloorConflict, SearchStep, bracket_search, capping_limits, ceiling_violations,
+                                  check_boost_policy, floor_conflicts, optimal_ceilings)
 from simsbrt.optimize.solvers import SOLVERS, SolverOptions
 from simsbrt.protocols.loader import Prescription, Protocol, Range, load_protocol
 
@@ -513,11 +513,10 @@ def _plan_sib(planner: _Planner, settings: PlanSettings, progress) -> _SibPlan:
     floors_failed = _violated_floors(cand.evaluation)
     if floor_note and floors_failed:        # infeasible through a GTV floor: that verdict first
         search_stop = f"{floor_note}; boost search: {search_stop}"
-    elif floor_note:                        # the floor rounds met the floors
-        search_stop = f"{search_stop}; {floor_note}"
-    if floor_note and floors_failed:
         named = [n for c in conflicts for n in (c.floor, c.organ_limit)] + list(floors_failed)
         binding = tuple(dict.fromkeys(named + list(binding)))
+    elif floor_note:                        # the floor rounds met the floors
+        search_stop = f"{search_stop}; {floor_note}"
     return _SibPlan(protocol, cand, outcome.best_goal_gy, outcome.steps, tuple(binding), search_stop, conflicts)
 
 
@@ -531,10 +530,7 @@ def _violated_floor_rows(evaluation) -> tuple:
 
 def _capping_organs(protocol: Protocol, floor_gy: float) -> tuple[str, ...]:
     """Structures other than the GTV with a mandatory maximum dose below floor_gy."""
-    return tuple(dict.fromkeys(
-        lim.structure for lim in protocol.limits
-        if lim.structure != BOOST and lim.metric.unit == "Gy" and lim.mandatory is not None
-        and lim.mandatory.max_value is not None and lim.mandatory.max_value < floor_gy))
+    return tuple(dict.fromkeys(lim.structure for lim in capping_limits(protocol, floor_gy)))
 
 
 def _meet_gtv_floors(planner: _Planner, protocol: Protocol, cand: Candidate | None, blocking: Callable, progress):

@@ -205,6 +205,13 @@ class FloorConflict:
         return f"{self.floor} conflicts with {self.organ_limit} ({geometry})"
 
 
+def capping_limits(protocol, floor_gy: float) -> tuple:
+    """Mandatory maximum-dose limits (Gy) of structures other than the GTV that lie below a GTV floor."""
+    return tuple(lim for lim in protocol.limits
+                 if lim.structure != BOOST and lim.metric.unit == "Gy" and lim.mandatory is not None
+                 and lim.mandatory.max_value is not None and lim.mandatory.max_value < floor_gy)
+
+
 def floor_conflicts(protocol, floor_rows, masks: dict, spacing_mm) -> tuple[FloorConflict, ...]:
     """The organ maxima (mandatory max below the floor) of structures the GTV lies in or touches, per floor row.
 
@@ -221,10 +228,7 @@ def floor_conflicts(protocol, floor_rows, masks: dict, spacing_mm) -> tuple[Floo
     for row in floor_rows:
         floor_gy = row.mandatory.min_value
         n_cold_allowed = _cold_voxels_allowed(parse_metric(row.metric), n_gtv)
-        for lim in protocol.limits:
-            cap = lim.mandatory.max_value if lim.mandatory is not None else None
-            if lim.structure == BOOST or cap is None or not cap < floor_gy or lim.metric.unit != "Gy":
-                continue
+        for lim in capping_limits(protocol, floor_gy):
             organ = np.asarray(masks.get(lim.structure, np.zeros(1, bool)), bool)
             if organ.shape != gtv.shape or not organ.any():
                 continue
