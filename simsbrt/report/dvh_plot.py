@@ -23,7 +23,8 @@ DEFAULT_SIZE_PX = (1200, 800)
 DEFAULT_DPI = 100
 
 
-def _linestyle(plan: str, index: int):
+def plan_linestyle(plan: str, index: int):
+    """The line style of a plan in every figure (DVH, teaching profile)."""
     return PLAN_LINESTYLES.get(plan, EXTRA_LINESTYLES[index % len(EXTRA_LINESTYLES)])
 
 
@@ -69,14 +70,14 @@ def plot_dvh_comparison(doses_gy: Mapping[str, np.ndarray], masks: Mapping[str, 
             colour = STRUCTURE_COLOURS.get(name, "#000000")
             for index, (plan, dose) in enumerate(doses_gy.items()):
                 ax.plot(dose_axis, cumulative_dvh_percent(dose, masks[name], voxel_volume_cc, dose_axis),
-                        color=colour, linestyle=_linestyle(plan, index), linewidth=1.6)
+                        color=colour, linestyle=plan_linestyle(plan, index), linewidth=1.6)
         for label, level in limits_gy.items():
             ax.axvline(level, color="#444444", linestyle=(0, (2, 2)), linewidth=1.0)
             ax.text(level, 52.0, f" {label}", rotation=90, ha="right", va="bottom", fontsize=8, color="#444444")
         handles = [Line2D([], [], color=STRUCTURE_COLOURS.get(n, "#000000"), lw=2, label=n)
                    for n in structures if n not in absent]
         handles += [Line2D([], [], color="#999999", lw=0, label=f"{n}: not in this phantom") for n in absent]
-        handles += [Line2D([], [], color="black", linestyle=_linestyle(p, i), lw=1.6, label=f"plan {p}")
+        handles += [Line2D([], [], color="black", linestyle=plan_linestyle(p, i), lw=1.6, label=f"plan {p}")
                     for i, p in enumerate(doses_gy)]
         fig.subplots_adjust(left=0.08, right=0.76, top=0.93, bottom=0.09)
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, framealpha=0.9)

@@ -11,13 +11,14 @@ from pathlib import Path
 import numpy as np
 
 from simsbrt.io.atomic import atomic_path
+from simsbrt.report.dvh_plot import plan_linestyle
 from simsbrt.report.phantom_plot import STRUCTURE_COLOURS
+from simsbrt.teach.figures import OUTLINE_STRUCTURES, isodose_lines, levels_in_range
 
 ISODOSE_CMAP = "turbo"
 WASH_CMAP = "jet"
 WASH_ALPHA = 0.45
 WASH_FLOOR_FRAC = 0.10        # doses below 10 % of the colour-scale top are not washed
-PLAN_STYLES = {"uniform": "-", "sib": "--", "uniform_escalated": ":"}
 DPI = 100
 FIGURE_SIZE_PX = {  # (width, height) of each PNG for two plans side by side
     "slices": (1400, 740), "profile": (1200, 720), "gradient": (1340, 660),
@@ -146,8 +147,7 @@ def draw_dose_slices(slices, out_path, vmax_gy: float, title: str = "") -> Path:
         plt.close(fig)
 
 
-INTERVAL_COLOURS = {n: STRUCTURE_COLOURS.get(n, "#999999") for n in
-                    ("GTV", "PTV_Eval", "SpinalCord", "SpinalCord_PRV02", "ThecalSac")}
+INTERVAL_COLOURS = {n: STRUCTURE_COLOURS[n] for n in OUTLINE_STRUCTURES}
 
 
 def draw_profiles(profiles, out_path, title: str = "", margin_mm: float = 25.0) -> Path:
@@ -176,11 +176,11 @@ def draw_profiles(profiles, out_path, title: str = "", margin_mm: float = 25.0) 
         ax.axhline(limit, color="#444444", linestyle=(0, (4, 3)), linewidth=1.2)
         ax.text(lo + 1, limit + top * 0.01, f"cord PRV limit {limit:g} Gy (D0.03cc)", fontsize=9, color="#444444")
         text = []
-        for p in profiles:
+        for index, p in enumerate(profiles):
             f = p.falloff
-            style = PLAN_STYLES.get(p.plan, "-.")
+            style = plan_linestyle(p.plan, index)
             shown = np.where(p.dose_gy > 0.0, p.dose_gy, np.nan)      # 0 Gy = not computed: a gap
-            (line,) = ax.plot(p.positions_mm, shown, style, marker="o", markersize=3, linewidth=1.8,
+            (line,) = ax.plot(p.positions_mm, shown, linestyle=style, marker="o", markersize=3, linewidth=1.8,
                               label=f"{p.plan}")
             c = line.get_color()
             for pos, frac in ((f.high_point_mm, f.high_frac), (f.low_point_mm, f.low_frac)):
@@ -252,9 +252,9 @@ def draw_gradient_maps(maps, out_path, limit_gy: float, line_x_mm: float | None 
             for name, mask in m.outlines.items():
                 if mask.any() and not mask.all():
                     _outline(ax, m.x_mm, m.y_mm, mask.T, STRUCTURE_COLOURS.get(name, "white"), "-", 1.6)
-            if m.dose_gy.min() < limit_gy < m.dose_gy.max():
-                ax.contour(m.x_mm, m.y_mm, np.ma.masked_less_equal(m.dose_gy.T, 0.0), levels=[limit_gy],
-                           colors=["white"], linewidths=1.4, linestyles=":")
+            for level in levels_in_range(m.dose_gy, (limit_gy,)):
+                for seg in isodose_lines(m.x_mm, m.y_mm, m.dose_gy.T, level):
+                    ax.plot(seg[:, 0], seg[:, 1], color="white", linewidth=1.4, linestyle=":")
             if line_x_mm is not None:
                 ax.axvline(line_x_mm, color="#00e5ff", linewidth=0.9, linestyle=(0, (1, 2)))
             ax.set_xlim(x0, x1)

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from simsbrt.errors import SpecError
-from simsbrt.teach.figures import computed_mask
+from simsbrt.geometry.arcs import structure_centroid_mm
+from simsbrt.teach.figures import OUTLINE_STRUCTURES, computed_mask
 
 CORD, CORD_PRV, GTV = "SpinalCord", "SpinalCord_PRV02", "GTV"
-OUTLINES = ("GTV", "PTV_Eval", "SpinalCord", "SpinalCord_PRV02", "ThecalSac")
 DEFAULT_HALF_WIDTH_MM = 30.0
 
 
@@ -78,12 +78,12 @@ def gradient_map(plan: str, dose_gy, grid, structures, k: int,
     if not (np.isfinite(half_width_mm) and half_width_mm > 0):
         raise SpecError("half_width_mm", f"must be > 0 mm, got {half_width_mm}")
     centre_name = CORD if np.any(structures.get(CORD, False)) else GTV
-    centre = grid.index_to_world_mm(np.argwhere(structures[centre_name]).mean(axis=0))
+    centre = structure_centroid_mm(grid, structures[centre_name])
     x, y = grid.axis_mm(0), grid.axis_mm(1)
     sx, sy = _crop(x, centre[0], half_width_mm), _crop(y, centre[1], half_width_mm)
     g = axial_gradient_slice(dose_gy, grid.spacing_mm, k)[sx, sy]
     dose = np.asarray(dose_gy)[sx, sy, k].astype(np.float64)
-    outlines = {n: np.asarray(structures[n][sx, sy, k], dtype=bool) for n in OUTLINES if n in structures}
+    outlines = {n: np.asarray(structures[n][sx, sy, k], dtype=bool) for n in OUTLINE_STRUCTURES if n in structures}
     if not np.any(np.isfinite(g)):
         raise SpecError("dose_gy", f"no computed dose around the cord on slice z = {grid.axis_mm(2)[k]:.1f} mm")
     m = np.unravel_index(int(np.nanargmax(g)), g.shape)

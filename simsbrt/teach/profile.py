@@ -26,9 +26,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from simsbrt.errors import SpecError
+from simsbrt.teach.figures import OUTLINE_STRUCTURES
 
-GTV, CORD, CORD_PRV, THECAL_SAC, PTV_EVAL = "GTV", "SpinalCord", "SpinalCord_PRV02", "ThecalSac", "PTV_Eval"
-PROFILE_STRUCTURES = (GTV, PTV_EVAL, CORD, CORD_PRV, THECAL_SAC)
+GTV, CORD, CORD_PRV = "GTV", "SpinalCord", "SpinalCord_PRV02"
 REFERENCE_LABEL = "GTV D50%"
 HIGH_FRAC, LOW_FRAC = 0.8, 0.2
 
@@ -98,7 +98,7 @@ def nearest_column(grid, point_mm) -> tuple[int, int]:
     return i, k
 
 
-def structure_intervals(structures, grid, i: int, k: int, names=PROFILE_STRUCTURES) -> tuple[Interval, ...]:
+def structure_intervals(structures, grid, i: int, k: int, names=OUTLINE_STRUCTURES) -> tuple[Interval, ...]:
     """Contiguous runs of each structure on the line, as voxel-boundary extents in mm."""
     y = grid.axis_mm(1)
     half = grid.spacing_mm[1] / 2.0
@@ -152,14 +152,17 @@ def _index_on_line(grid, y_mm: float) -> int:
 
 
 def _centroid(structures, grid, name: str):
+    """The structure's centroid (mm), or None when it is absent or empty."""
+    from simsbrt.geometry.arcs import structure_centroid_mm
+
     mask = structures.get(name)
     if mask is None or not np.any(mask):
         return None
-    return grid.index_to_world_mm(np.argwhere(mask).mean(axis=0))
+    return np.asarray(structure_centroid_mm(grid, mask))
 
 
 def ap_profile(plan: str, dose_gy, grid, structures, cord_prv_limit_gy: float = 25.0,
-               reference_dose_gy: float | None = None, voxel_volume_cc: float | None = None) -> ProfileData:
+               reference_dose_gy: float | None = None) -> ProfileData:
     """The AP profile through the GTV centroid and its fall-off numbers (module docstring)."""
     from simsbrt.evaluate import compute_dvh
 
@@ -181,8 +184,7 @@ def ap_profile(plan: str, dose_gy, grid, structures, cord_prv_limit_gy: float = 
         grid.shape[1] - 1 if direction > 0 else 0)
 
     if reference_dose_gy is None:
-        vcc = voxel_volume_cc if voxel_volume_cc is not None else grid.voxel_volume_cc
-        reference_dose_gy = float(compute_dvh(dose, structures[GTV], vcc, name=GTV).metric("D50%"))
+        reference_dose_gy = float(compute_dvh(dose, structures[GTV], grid.voxel_volume_cc, name=GTV).metric("D50%"))
         label = REFERENCE_LABEL
     else:
         label = "given reference"
