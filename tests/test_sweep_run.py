@@ -182,6 +182,8 @@ def test_disk_cache_round_trip_keeps_the_matrix_and_its_column_map(tiny_plan_inp
     assert not DiskCache(tmp_path, max_bytes=1).store("key3", im)            # over the size cap: not stored
     assert not DiskCache(tmp_path, enabled=False).store("key4", im)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["key1.h5"]
+    assert DiskCache(tmp_path, max_bytes=1).store("key5", im, force=True)  # a split group needs its file
+    assert np.array_equal(DiskCache(tmp_path).load("key5").column_map, im.column_map)
 
 
 def test_runs_that_realise_the_same_plan_inputs_reuse_the_plans(tmp_path):

@@ -47,6 +47,8 @@ def write_influence(path, im: InfluenceMatrix, input_spec: dict | None = None, b
         _dataset(inf, "indices", m.indices.astype(np.int32, copy=False))
         _dataset(inf, "indptr", m.indptr)
         _dataset(inf, "voxel_indices", im.voxel_indices.astype(np.int64, copy=False))
+        if im.column_map is not None:
+            _dataset(inf, "column_map", np.asarray(im.column_map, dtype=np.int64))
         inf.attrs["n_voxels"] = im.n_voxels
         inf.attrs["n_beamlets"] = im.n_beamlets
         inf.attrs["nnz"] = im.nnz
@@ -84,8 +86,9 @@ def read_influence(path) -> InfluenceMatrix:
         matrix.has_sorted_indices = False
         beamlets = _read_beamlets(f) if "beamlets" in f else None
         timings = json.loads(inf.attrs.get("timings_json", "{}"))
+        column_map = inf["column_map"][...] if "column_map" in inf else None
         return InfluenceMatrix(matrix, inf["voxel_indices"][...], grid, str(f.attrs["backend"]),
-                               str(f.attrs["device"]), beamlets, None, timings)
+                               str(f.attrs["device"]), beamlets, None, timings, column_map)
 
 
 def _read_beamlets(f):

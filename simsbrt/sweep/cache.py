@@ -18,7 +18,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 
 import simsbrt
 from simsbrt.sweep.points import short_hash
@@ -54,52 +53,34 @@ class DiskCache:
         return sum(p.stat().st_size for p in d.glob("*.h5")) if d.is_dir() else 0
 
     def load(self, key: str):
-        """The cached InfluenceMatrix (column map restored), or None."""
-        import dataclasses
-
-        import h5py
-
+        """The cached InfluenceMatrix (with its column map), or None."""
         from simsbrt.io.influence_h5 import read_influence
 
         path = self.path(key)
         if not self.enabled or not path.is_file():
             return None
         try:
-            im = read_influence(path)
-            with h5py.File(path, "r") as f:
-                column_map = f["sweep_cache/column_map"][...] if "sweep_cache/column_map" in f else None
-                stored_key = f["sweep_cache"].attrs.get("key") if "sweep_cache" in f else None
+            return read_influence(path)
         except (OSError, KeyError, simsbrt.SimsbrtError) as exc:
             log.warning("influence cache %s unreadable (%s); recomputing", path, exc)
             return None
-        if stored_key != key:
-            return None
-        return dataclasses.replace(im, column_map=column_map)
 
-    def store(self, key: str, influence) -> bool:
-        """Write the matrix unless disabled or over the size cap; True if stored."""
-        import h5py
-
-        from simsbrt.io.atomic import atomic_path
+    def store(self, key: str, influence, force: bool = False) -> bool:
+        """Write the matrix (atomically, simsbrt.io.influence_h5) unless disabled or, without force, over the
+        size cap; True if stored. force: split groups need the file now, whatever the cap."""
         from simsbrt.io.influence_h5 import write_influence
 
         if not self.enabled:
             return False
-        if self.used_bytes() + influence.nbytes > self.max_bytes:
+        if not force and self.used_bytes() + influence.nbytes > self.max_bytes:
             log.info("influence cache full (%d bytes cap); %s not stored", self.max_bytes, key)
             return False
-        target = self.path(key)
-        with atomic_path(target) as tmp:
-            write_influence(tmp, influence, input_spec={"sweep_cache_key": key})
-            with h5py.File(tmp, "a") as f:
-                g = f.create_group("sweep_cache")
-                g.attrs["key"] = key
-                if influence.column_map is not None:
-                    g.create_dataset("column_map", data=np.asarray(influence.column_map, dtype=np.int64))
+        write_influence(self.path(key), influence, input_spec={"sweep_cache_key": key})
         return True
 
 
-def plan_inputs_for(phantom, arc_set, influence_doc: dict, backend, key: str, memory: dict, disk: DiskCache):
+def plan_inputs_for(phantom, arc_set, influence_doc: dict, backend, key: str, memory: dict, disk: DiskCache,
+                    force_store: bool = False):
     """PlanInputs of a phantom and arcs: from the in-memory cache, the disk cache, or computed (and stored).
     Returns (inputs, source in 'memory' | 'disk' | 'computed', seconds spent)."""
     from simsbrt.dose.engine import InfluenceOptions
@@ -118,7 +99,7 @@ def plan_inputs_for(phantom, arc_set, influence_doc: dict, backend, key: str, me
                                      body_margin_mm=influence_doc["body_margin_mm"],
                                      structure_margin_mm=influence_doc["structure_margin_mm"])
         source = "computed"
-        disk.store(key, inputs.influence)
+        disk.store(key, inputs.influence, force=force_store)
     memory.clear()                      # one matrix in memory per worker (2 mm matrices are GBs)
     memory[key] = inputs
     return inputs, source, time.perf_counter() - t0

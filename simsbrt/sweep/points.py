@@ -330,11 +330,10 @@ def organ_limits_for_fractions(settings, n_fractions: int, isoeffective: bool):
     if not isoeffective or n_fractions == PROTOCOL_FRACTIONS:
         return settings
     from simsbrt.evaluate.radiobiology import isoeffective_total_gy
-    from simsbrt.optimize.plans import PlanSettings, protocol_for
+    from simsbrt.optimize.plans import protocol_for
     from simsbrt.report.compare import CORD_PRV, THECAL_SAC
 
-    protocol = protocol_for("sib", PlanSettings())
-    cord = settings.cord_prv_limit_gy or protocol.max_dose_limit_gy(CORD_PRV)
-    sac = settings.thecal_sac_limit_gy or protocol.max_dose_limit_gy(THECAL_SAC)
+    protocol = protocol_for("sib", settings)          # the 5-fraction limits in force (settings or Table 1)
+    cord, sac = protocol.max_dose_limit_gy(CORD_PRV), protocol.max_dose_limit_gy(THECAL_SAC)
     convert = lambda gy: float(isoeffective_total_gy(gy, PROTOCOL_FRACTIONS, ORGAN_ALPHA_BETA_GY, n_fractions))  # noqa: E731
     return dataclasses.replace(settings, cord_prv_limit_gy=convert(cord), thecal_sac_limit_gy=convert(sac))

@@ -43,7 +43,7 @@ from pathlib import Path
 
 from simsbrt.errors import SimsbrtError, SpecError
 from simsbrt.sweep import results as res
-from simsbrt.sweep.cache import DEFAULT_CACHE_MAX_BYTES, DiskCache, influence_key, plan_inputs_for
+from simsbrt.sweep.cache import CACHE_DIR, DEFAULT_CACHE_MAX_BYTES, DiskCache, influence_key, plan_inputs_for
 from simsbrt.sweep.points import (
     RunPoint,
     arc_set_from_doc,
@@ -57,6 +57,7 @@ from simsbrt.sweep.spec import SweepSpec
 log = logging.getLogger(__name__)
 
 POLL_S = 0.5
+TABLE_REBUILD_S = 5.0     # the results table is rewritten at most this often while runs finish (and at the end)
 DASK_HINT = "the --dask option needs Dask: pip install simsbrt[dask]"
 
 
@@ -234,8 +235,9 @@ def _derive(point: RunPoint, memo: dict):
 
 
 def build_groups(points, backend_name: str, out_dir: Path, cache_enabled: bool, cache_max_bytes: int,
-                 commit_in_worker: bool, on_failed) -> list[GroupTask]:
-    """Group points by influence key (derivations done here; failures go to on_failed(record))."""
+                 on_failed) -> list[GroupTask]:
+    """Group points by influence key (derivations done here; failures go to on_failed(record)). The tasks
+    leave committing to the caller (out_dir None); local worker processes get out_dir set later."""
     groups: dict[str, dict] = {}
     memo: dict = {}
     for point in points:
@@ -249,7 +251,7 @@ def build_groups(points, backend_name: str, out_dir: Path, cache_enabled: bool, 
                                         "influence_doc": point.influence_doc, "runs": []})
         group["runs"].append((point, derived))
     return [GroupTask(key, g["phantom_doc"], g["arcs_doc"], g["influence_doc"], tuple(g["runs"]), backend_name,
-                      str(out_dir) if commit_in_worker else None, str(out_dir / "cache"), cache_enabled,
+                      None, str(out_dir / CACHE_DIR), cache_enabled,
                       cache_max_bytes)
             for key, g in groups.items()]
 
@@ -278,6 +280,7 @@ class _Progress:
         self.bar = tqdm(total=total, initial=initial, desc="sweep", unit="run", file=sys.stderr,
                         disable=quiet, dynamic_ncols=True)
         self.interrupted = False
+        self.last_rebuild = -math.inf
 
     def finished(self, record: dict, commit: bool) -> None:
         if commit:
@@ -286,7 +289,8 @@ class _Progress:
         self.pending_ids.discard(record["run_id"])
         self.n_done += 1
         self.n_failed += record["status"] == "failed"
-        self.rebuild()
+        if time.monotonic() - self.last_rebuild >= TABLE_REBUILD_S:   # the run files are the record; the
+            self.rebuild()                                            # table follows at most this late
         self.bar.update(1)
         self.stop_if_interrupted()
 
@@ -332,6 +336,7 @@ class _Progress:
                     self.finished(record, commit=False)
 
     def rebuild(self) -> dict:
+        self.last_rebuild = time.monotonic()
         return res.write_table(self.out_dir, res.table_rows(self.points, self.records))
 
     def close(self) -> None:
@@ -375,6 +380,8 @@ def run_sweep(spec: SweepSpec, out_dir, workers: int | None = None, dask_address
             paths = progress.rebuild()
     except KeyboardInterrupt:
         progress.close()
+        with contextlib.suppress(BaseException):      # the table of what was committed (best effort)
+            progress.rebuild()
         print(f"\nsimsbrt sweep: interrupted; {progress.n_done + n_skipped} of {len(points)} runs are committed "
               f"in {out / res.RUNS_DIR}; run the same command again to resume", file=sys.stderr, flush=True)
         raise
@@ -386,9 +393,7 @@ def run_sweep(spec: SweepSpec, out_dir, workers: int | None = None, dask_address
 def _execute(pending, progress: _Progress, out: Path, workers, dask_address, backend, cache: bool,
              cache_max_bytes: int) -> str:
     progress.pending_ids = {p.run_id for p in pending}
-    in_worker = dask_address is None and not (workers == 1)
-    groups = build_groups(pending, backend.name, out, cache, cache_max_bytes, commit_in_worker=False,
-                          on_failed=lambda record: progress.finished(record, commit=True))
+    groups = build_groups(pending, backend.name, out, cache, cache_max_bytes, on_failed=lambda record: progress.finished(record, commit=True))
     if not groups:
         return "nothing to run"
     if dask_address is not None:
@@ -397,7 +402,7 @@ def _execute(pending, progress: _Progress, out: Path, workers, dask_address, bac
     # groups larger than one run can be split between idle workers when the disk cache shares the matrix
     n_tasks = sum(len(g.runs) for g in groups) if cache else len(groups)
     n_workers = min(workers or default_workers(backend), n_tasks)
-    if n_workers == 1 or not in_worker:
+    if n_workers == 1:
         for task in groups:
             run_group(task, on_record=lambda record: progress.finished(record, commit=True))
         return "in-process (1 worker)"
@@ -449,7 +454,8 @@ def split_for_workers(groups, n_workers: int) -> tuple[list, set]:
 
 
 def precompute_influence(task: GroupTask) -> bool:
-    """Compute a group's matrix into the disk cache (unless there); True if the cache holds it."""
+    """Compute a group's matrix into the disk cache (unless there), whatever the size cap: its split
+    chunks read it from there (computing it once more per chunk would defeat the split). True if held."""
     from simsbrt.backend import resolve_backend
     from simsbrt.phantom import build_phantom, parse_spec
 
@@ -458,7 +464,7 @@ def precompute_influence(task: GroupTask) -> bool:
         return True
     try:
         plan_inputs_for(build_phantom(parse_spec(task.phantom_doc)), arc_set_from_doc(task.arcs_doc),
-                        task.influence_doc, resolve_backend(task.backend), task.key, {}, disk)
+                        task.influence_doc, resolve_backend(task.backend), task.key, {}, disk, force_store=True)
     except Exception:  # noqa: BLE001 -- the chunks will meet (and record) the same error
         return False
     return disk.path(task.key).is_file()

@@ -47,7 +47,6 @@ DISTRIBUTIONS = ("uniform", "loguniform", "integers", "choice")
 GAP_PATH = "phantom.gtv_cord_gap_mm"
 PLAN_ALIASES = {"plan.search_steps": "plan.n_bisections", "plan.boost_max_gy": "plan.boost_range_gy[1]",
                 "plan.escalation_max_gy": "plan.escalation_range_gy[1]"}
-ARC_SET_ONLY = ("n_arcs",)
 PROTOCOL_DEFAULTS = {"protocol.n_fractions": 5, "protocol.isoeffective_organ_limits": True}
 INFLUENCE_ROW_DEFAULTS = {"influence.body_margin_mm": 20.0, "influence.structure_margin_mm": 30.0}
 
@@ -74,13 +73,6 @@ class SweepSpec:
     sample_n: int = 0
     sample: tuple[tuple[str, Distribution], ...] = ()
     description: str = ""
-
-    @property
-    def varied_paths(self) -> tuple[str, ...]:
-        paths = [p for p, _ in self.grid]
-        for group in self.zips:
-            paths += [p for p, _ in group]
-        return tuple(paths + [p for p, _ in self.sample])
 
 
 # ------------------------------------------------------------------ valid parameter paths
