@@ -502,17 +502,6 @@ def export_phantom(phantom, out_dir, overwrite: bool = False,
     return ExportResult(out_dir, files, exported, empty, None, None, ())
 
 
-def _arc_set_of_plan(plan):
-    from simsbrt.geometry.arcs import arc_set_from_dict
-
-    doc = plan.arcs
-    toml_like = {"arc": [{k: v for k, v in a.items()} for a in doc.get("arcs", [])]}
-    for key in ("isocentre_mm", "beamlet_size_mm", "beamlet_margin_mm"):
-        if doc.get(key) is not None:
-            toml_like[key] = list(doc[key]) if key == "isocentre_mm" else doc[key]
-    return arc_set_from_dict(toml_like, "PLAN.h5 arcs_json")
-
-
 def _n_fractions_and_prescription(protocol_name: str) -> tuple[int, float | None]:
     from simsbrt.protocols.loader import load_protocol
 
@@ -528,14 +517,14 @@ def _n_fractions_and_prescription(protocol_name: str) -> tuple[int, float | None
 def export_plan(plan_path, out_dir, overwrite: bool = False,
                 calibration: CtCalibration = MATRAD_DEFAULT) -> ExportResult:
     """CT series, RTSTRUCT, RTDOSE and RTPLAN of PLAN.h5 into ``out_dir`` (see module doc)."""
-    from simsbrt.geometry.arcs import structure_centroid_mm
+    from simsbrt.geometry.arcs import arc_set_from_doc, structure_centroid_mm
     from simsbrt.io.plan_h5 import read_plan
 
     plan = read_plan(plan_path)
     phantom = plan.phantom
     out_dir = Path(out_dir)
     _prepare_out_dir(out_dir, overwrite)
-    arc_set = _arc_set_of_plan(plan)
+    arc_set = arc_set_from_doc(plan.arcs)
     ctx = _context(phantom, content_key(plan.dose_gy, plan.weights_mu, phantom.density,
                                         text=f"plan:{phantom.spec.name}:{plan.mode}:{phantom.grid}"))
     files, exported, empty = _write_ct_and_structures(phantom, ctx, out_dir, calibration)

@@ -49,7 +49,7 @@ def _load_phantom(source: str):
 def run_compute(args) -> int:
     from simsbrt.dose.engine import InfluenceOptions, compute_influence, exact_row_mask, select_rows
     from simsbrt.dose.machine import load_beam_model
-    from simsbrt.geometry.arcs import default_arc_set, load_arc_set
+    from simsbrt.geometry.arcs import arc_set_to_doc, default_arc_set, load_arc_set
     from simsbrt.geometry.beamlets import build_beamlets
     from simsbrt.io.influence_h5 import write_influence
 
@@ -70,7 +70,7 @@ def run_compute(args) -> int:
                            exact_rows=exact_row_mask(rows, phantom.structures))
     stages.update(im.timings_s)
     t0 = time.perf_counter()
-    input_spec = {**spec_doc, "arcs": _arc_doc(arc_set), "options": dataclasses.asdict(options),
+    input_spec = {**spec_doc, "arcs": arc_set_to_doc(arc_set), "options": dataclasses.asdict(options),
                   "rows": {"body_margin_mm": args.body_margin_mm, "structure_margin_mm": args.structure_margin_mm}}
     write_influence(args.out, im, input_spec, beam)
     stages["write_s"] = time.perf_counter() - t0
@@ -91,11 +91,6 @@ def run_compute(args) -> int:
         print(f"  {k[:-2]:<10} {v:8.2f} s")
     print(f"wrote {args.out}")
     return 0
-
-
-def _arc_doc(arc_set) -> dict:
-    return {"arcs": [dataclasses.asdict(a) for a in arc_set.arcs], "isocentre_mm": arc_set.isocentre_mm,
-            "beamlet_size_mm": arc_set.beamlet_size_mm, "beamlet_margin_mm": arc_set.beamlet_margin_mm}
 
 
 def register(sub) -> None:

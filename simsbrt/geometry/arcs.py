@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -163,6 +163,21 @@ def arc_set_from_dict(doc: dict, source: str = "<arcs>") -> ArcSet:
         return ArcSet(arcs=tuple(arcs), **kwargs)
     except SpecError as exc:
         raise SpecError(exc.field, exc.problem, source) from None
+
+
+def arc_set_to_doc(arc_set: ArcSet) -> dict:
+    """The arc set as plain JSON data (PLAN.h5 arcs_json, influence input specs, sweep inputs)."""
+    iso = arc_set.isocentre_mm
+    return {"arcs": [{f.name: getattr(a, f.name) for f in fields(a)} for a in arc_set.arcs],
+            "isocentre_mm": None if iso is None else [float(v) for v in iso],
+            "beamlet_size_mm": float(arc_set.beamlet_size_mm), "beamlet_margin_mm": float(arc_set.beamlet_margin_mm)}
+
+
+def arc_set_from_doc(doc: dict) -> ArcSet:
+    """The inverse of arc_set_to_doc."""
+    iso = doc.get("isocentre_mm")
+    return ArcSet(arcs=tuple(ArcSpec(**a) for a in doc["arcs"]), isocentre_mm=None if iso is None else tuple(iso),
+                  beamlet_size_mm=doc["beamlet_size_mm"], beamlet_margin_mm=doc["beamlet_margin_mm"])
 
 
 def load_arc_set(path: str | Path) -> ArcSet:

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from simsbrt.errors import SchemaError
+from simsbrt.geometry.arcs import arc_set_to_doc
 from simsbrt.io.h5file import create_h5, open_h5
 from simsbrt.io.phantom_h5 import GZIP_LEVEL, read_phantom_group, write_phantom_group
 
@@ -48,11 +49,6 @@ class PlanFile:
     beamlet_columns: dict
 
 
-def arc_set_doc(arc_set) -> dict:
-    return {"arcs": [dataclasses.asdict(a) for a in arc_set.arcs], "isocentre_mm": arc_set.isocentre_mm,
-            "beamlet_size_mm": arc_set.beamlet_size_mm, "beamlet_margin_mm": arc_set.beamlet_margin_mm}
-
-
 def _settings_doc(settings) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(settings), default=str)) if settings is not None else {}
 
@@ -71,7 +67,7 @@ def write_plan(path, result, inputs, settings=None) -> Path:
         f.attrs["protocol_name"] = result.protocol.name
         f.attrs["metrics_json"] = json.dumps(result.metrics)
         f.attrs["summary_json"] = json.dumps(summary)
-        f.attrs["arcs_json"] = json.dumps(arc_set_doc(inputs.arc_set))
+        f.attrs["arcs_json"] = json.dumps(arc_set_to_doc(inputs.arc_set))
         f.attrs["settings_json"] = json.dumps(_settings_doc(settings))
         write_phantom_group(f.create_group("phantom"), phantom)
         chunks = tuple(min(n, c) for n, c in zip(phantom.grid.shape, (64, 64, 16)))

@@ -151,20 +151,6 @@ def _phantom_doc(base_doc: dict, overrides: dict, source: str) -> dict:
         raise SpecError(f"phantom.{exc.field}", exc.problem, source) from None
 
 
-def arc_set_from_doc(doc: dict):
-    from simsbrt.geometry.arcs import ArcSet, ArcSpec
-
-    return ArcSet(arcs=tuple(ArcSpec(**a) for a in doc["arcs"]),
-                  isocentre_mm=None if doc["isocentre_mm"] is None else tuple(doc["isocentre_mm"]),
-                  beamlet_size_mm=doc["beamlet_size_mm"], beamlet_margin_mm=doc["beamlet_margin_mm"])
-
-
-def arc_set_to_doc(arc_set) -> dict:
-    return {"arcs": [plain(dataclasses.asdict(a)) for a in arc_set.arcs],
-            "isocentre_mm": plain(arc_set.isocentre_mm), "beamlet_size_mm": float(arc_set.beamlet_size_mm),
-            "beamlet_margin_mm": float(arc_set.beamlet_margin_mm)}
-
-
 def base_arc_set(spec: SweepSpec):
     from simsbrt.geometry.arcs import default_arc_set, load_arc_set
 
@@ -174,7 +160,7 @@ def base_arc_set(spec: SweepSpec):
 def _arcs_doc(base_arcs, overrides: dict, source: str) -> dict:
     """The base arcs with arcs.* overrides: ArcSpec fields apply to every arc; n_arcs makes that many
     coplanar arcs alternating cw / ccw, each a copy of the first arc (start/stop swapped for ccw)."""
-    from simsbrt.geometry.arcs import ArcSet, ArcSpec
+    from simsbrt.geometry.arcs import ArcSet, ArcSpec, arc_set_to_doc
 
     arcs = list(base_arcs.arcs)
     n_arcs = overrides.get("arcs.n_arcs")

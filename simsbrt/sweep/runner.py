@@ -42,11 +42,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from simsbrt.errors import SimsbrtError, SpecError
+from simsbrt.geometry.arcs import arc_set_from_doc
 from simsbrt.sweep import results as res
 from simsbrt.sweep.cache import CACHE_DIR, DEFAULT_CACHE_MAX_BYTES, DiskCache, influence_key, plan_inputs_for
 from simsbrt.sweep.points import (
     RunPoint,
-    arc_set_from_doc,
     canonical_json,
     expand_points,
     organ_limits_for_fractions,
