@@ -202,3 +202,15 @@ def test_cli_turns_the_error_into_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("simsbrt: error: ") and "img003.dcm" in err and "Traceback" not in err
     assert not (tmp_path / "x.h5").exists()
+
+
+def test_import_and_phantom_info_describe_the_imported_phantom(tmp_path, capsys):
+    """The printed summary of an imported phantom names its source, all three (anisotropic) spacings and
+    the structures the RTSTRUCT did not have, not a vertebral level it does not know."""
+    out = tmp_path / "p.h5"
+    assert main(["import", "dicom", str(write_set(tmp_path / "ok")), "--out", str(out)]) == 0
+    assert main(["phantom", "info", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert text.count("imported from") == 2 and "level" not in text
+    assert text.count(f"spacing {DX:g} x {DY:g} x {DZ:g} mm") == 2
+    assert "SpinalCord" in text and "(absent: empty mask)" in text

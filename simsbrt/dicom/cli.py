@@ -64,11 +64,9 @@ def run_import_dicom(args) -> int:
 
         print_json(summary)
         return 0
-    print(f"wrote {args.out}: phantom {summary['name']} from {args.folder}, grid {tuple(summary['shape'])} at "
-          f"{', '.join(f'{s:g}' for s in summary['spacing_mm'])} mm")
-    for name, info in summary["structures"].items():
-        note = "" if info["volume_cc"] > 0 else "  (absent: empty mask)"
-        print(f"  {name:<18}{info['volume_cc']:>12.2f} cm3{note}")
+    from simsbrt.phantom.cli import print_summary
+
+    print_summary(phantom, header=f"wrote {args.out} from {args.folder}")
     return 0
 
 

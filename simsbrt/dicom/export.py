@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,7 +37,7 @@ import numpy as np
 import simsbrt
 from simsbrt.dicom.contours import mask_slice_to_polygons
 from simsbrt.dicom.hu import MATRAD_DEFAULT, CtCalibration
-from simsbrt.dicom.uids import UidFactory, content_key
+from simsbrt.dicom.uids import UidFactory
 from simsbrt.errors import SpecError
 from simsbrt.io.atomic import atomic_path
 
@@ -56,10 +57,14 @@ FILE_PATTERNS = ("CT_*.dcm", "RS.dcm", "RD.dcm", "RP.dcm")
 
 ROI_TYPES = {"Body": "EXTERNAL", "GTV": "GTV", "CTV": "CTV", "PTV": "PTV", "PTV_Eval": "PTV",
              "SpinalCord_PRV02": "AVOIDANCE"}
-ROI_COLOURS = {"Body": (0, 255, 0), "GTV": (255, 0, 0), "CTV": (255, 128, 0), "PTV": (0, 128, 255),
-               "PTV_Eval": (0, 255, 255), "SpinalCord": (255, 255, 0), "SpinalCord_PRV02": (255, 0, 255),
-               "ThecalSac": (128, 0, 255), "SpinalCanal": (160, 160, 160), "Vertebrae": (230, 230, 200),
-               "Lungs": (100, 200, 100)}
+
+
+def roi_colour(name: str) -> list[int]:
+    """ROIDisplayColor: the structure's colour in simsbrt's own figures (report.phantom_plot), as RGB 0-255."""
+    from simsbrt.report.phantom_plot import STRUCTURE_COLOURS
+
+    hex_colour = STRUCTURE_COLOURS.get(name, "#c8c8c8")
+    return [int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)]
 
 
 @dataclass
@@ -278,7 +283,7 @@ def rtstruct_dataset(phantom, ctx: ExportContext):
                              ContourGeometricType="CLOSED_PLANAR", NumberOfContourPoints=len(poly))
                 _set_contour_data(item, xyz)
                 items.append(item)
-        contours.append(_item(ROIDisplayColor=list(ROI_COLOURS.get(name, (200, 200, 200))),
+        contours.append(_item(ROIDisplayColor=roi_colour(name),
                               ReferencedROINumber=number, ContourSequence=_sequence(items)))
         observations.append(_item(ObservationNumber=number, ReferencedROINumber=number, ROIObservationLabel=name,
                                   RTROIInterpretedType=ROI_TYPES.get(name, "ORGAN"), ROIInterpreter=""))
@@ -473,11 +478,11 @@ def _prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
             p.unlink()
 
 
-def _context(phantom, key: str) -> ExportContext:
-    """Patient = the phantom; UIDs from the content key and the export time (each export is a new instance)."""
+def _context(phantom) -> ExportContext:
+    """Patient = the phantom; UIDs from a random key (each export is a new set of instances)."""
     name = phantom.spec.name or "phantom"
     when = _dt.datetime.now()
-    return ExportContext(UidFactory(f"{key}:{when.isoformat()}"), patient_name=f"simsbrt^{name}",
+    return ExportContext(UidFactory(uuid.uuid4().hex), patient_name=f"simsbrt^{name}",
                          patient_id=name[:64], when=when)
 
 
@@ -496,22 +501,9 @@ def export_phantom(phantom, out_dir, overwrite: bool = False,
     """CT series + RTSTRUCT of a phantom (no plan) into ``out_dir``."""
     out_dir = Path(out_dir)
     _prepare_out_dir(out_dir, overwrite)
-    ctx = _context(phantom, content_key(phantom.density, *phantom.structures.values(),
-                                        text=f"phantom:{phantom.spec.name}:{phantom.grid}"))
+    ctx = _context(phantom)
     files, exported, empty = _write_ct_and_structures(phantom, ctx, out_dir, calibration)
     return ExportResult(out_dir, files, exported, empty, None, None, ())
-
-
-def _n_fractions_and_prescription(protocol_name: str) -> tuple[int, float | None]:
-    from simsbrt.protocols.loader import load_protocol
-
-    base = protocol_name.removesuffix("_escalated")
-    try:
-        protocol = load_protocol(base)
-    except SpecError:
-        log.warning("protocol %r unknown; RTPLAN written for 5 fractions", protocol_name)
-        return 5, None
-    return int(protocol.n_fractions), float(protocol.prescription.dose_gy)
 
 
 def export_plan(plan_path, out_dir, overwrite: bool = False,
@@ -519,20 +511,20 @@ def export_plan(plan_path, out_dir, overwrite: bool = False,
     """CT series, RTSTRUCT, RTDOSE and RTPLAN of PLAN.h5 into ``out_dir`` (see module doc)."""
     from simsbrt.geometry.arcs import arc_set_from_doc, structure_centroid_mm
     from simsbrt.io.plan_h5 import read_plan
+    from simsbrt.optimize.plans import PROTOCOL_OF_MODE
+    from simsbrt.protocols import load_protocol
 
     plan = read_plan(plan_path)
     phantom = plan.phantom
     out_dir = Path(out_dir)
     _prepare_out_dir(out_dir, overwrite)
     arc_set = arc_set_from_doc(plan.arcs)
-    ctx = _context(phantom, content_key(plan.dose_gy, plan.weights_mu, phantom.density,
-                                        text=f"plan:{phantom.spec.name}:{plan.mode}:{phantom.grid}"))
+    ctx = _context(phantom)
     files, exported, empty = _write_ct_and_structures(phantom, ctx, out_dir, calibration)
     arcs = arc_deliveries(arc_set, plan.weights_mu, plan.beamlet_columns)
     iso = arc_set.isocentre_mm or structure_centroid_mm(phantom.grid, phantom.mask("PTV"))
-    n_fractions, prescription_gy = _n_fractions_and_prescription(plan.protocol_name)
-    if plan.mode == "uniform_escalated":
-        prescription_gy = plan.summary.get("prescription_gy", prescription_gy)
+    n_fractions = load_protocol(PROTOCOL_OF_MODE[plan.mode]).n_fractions
+    prescription_gy = plan.summary.get("prescription_gy")       # PTV_Eval D90% goal (escalated: reached)
     rp = rtplan_dataset(arcs, iso, n_fractions, prescription_gy, ctx, label=f"{plan.mode}")
     files["RTPLAN"] = [write_dataset(rp, out_dir / "RP.dcm")]
     rd, scaling = rtdose_dataset(phantom, plan.dose_gy, ctx)

@@ -47,19 +47,11 @@ class CtCalibration:
 
     def hu_to_red(self, hu) -> np.ndarray:
         """RED of CT numbers (float array); below the first point: the first RED (air)."""
-        hu_pts, red_pts = np.asarray(self.hu, float), np.asarray(self.red, float)
-        h = np.asarray(hu, dtype=float)
-        red = np.interp(h, hu_pts, red_pts)
-        slope = (red_pts[-1] - red_pts[-2]) / (hu_pts[-1] - hu_pts[-2])
-        return np.where(h > hu_pts[-1], red_pts[-1] + (h - hu_pts[-1]) * slope, red)
+        return _interp_extended(hu, self.hu, self.red)
 
     def red_to_hu(self, red) -> np.ndarray:
         """CT numbers (float) of relative electron densities; below the first point: the first HU."""
-        hu_pts, red_pts = np.asarray(self.hu, float), np.asarray(self.red, float)
-        r = np.asarray(red, dtype=float)
-        hu = np.interp(r, red_pts, hu_pts)
-        slope = (hu_pts[-1] - hu_pts[-2]) / (red_pts[-1] - red_pts[-2])
-        return np.where(r > red_pts[-1], hu_pts[-1] + (r - red_pts[-1]) * slope, hu)
+        return _interp_extended(red, self.red, self.hu)
 
     def stored_hu(self, red) -> np.ndarray:
         """Integer HU (int16) for a CT series: rounded and clipped to -1024..32767."""
@@ -69,6 +61,14 @@ class CtCalibration:
         """The largest RED change that rounding HU to an integer can cause (half an HU x the steepest slope)."""
         slopes = np.diff(np.asarray(self.red, float)) / np.diff(np.asarray(self.hu, float))
         return 0.5 * float(slopes.max())
+
+
+def _interp_extended(x, xp, fp) -> np.ndarray:
+    """Piecewise-linear table lookup, flat below the first point and the last segment extended above it
+    (the same rule both ways, so export and import invert each other)."""
+    xp, fp, x = np.asarray(xp, float), np.asarray(fp, float), np.asarray(x, dtype=float)
+    slope = (fp[-1] - fp[-2]) / (xp[-1] - xp[-2])
+    return np.where(x > xp[-1], fp[-1] + (x - xp[-1]) * slope, np.interp(x, xp, fp))
 
 
 # matRad default HLUT (facts 2.4) with the flat -1024..-999 air segment folded into -999 HU.

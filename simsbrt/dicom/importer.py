@@ -22,13 +22,13 @@ from pathlib import Path
 import numpy as np
 
 from simsbrt.dicom.contours import polygons_to_mask
+from simsbrt.dicom.export import HFS_ORIENTATION
 from simsbrt.dicom.hu import MATRAD_DEFAULT, CtCalibration
 from simsbrt.errors import SpecError
 from simsbrt.grid import MAX_SPACING_MM, MIN_SPACING_MM, Grid
 
 log = logging.getLogger(__name__)
 
-HFS_ORIENTATION = np.array([1, 0, 0, 0, 1, 0], dtype=float)
 POSITION_TOL_MM = 0.01
 DEFAULT_SPACING_MM = 2.0
 
@@ -320,9 +320,7 @@ def import_dicom(folder, names=None, spacing_mm: float | None = None, name: str 
     found = scan_folder(folder)
     rs_path, rs_header = _select_rtstruct(found, folder)
     ct = read_ct_series(_select_ct_series(found, rs_header, folder))
-    import pydicom
-
-    rtstruct = pydicom.dcmread(str(rs_path))
+    rtstruct = rs_header                 # an RTSTRUCT has no pixel data: the header scan read all of it
     rois = read_roi_contours(rtstruct, rs_path, ct.frame_of_reference_uid)
     chosen = mapping.resolve([r.name for r in rois], str(rs_path))
     grid = dose_grid_for(ct.grid, spacing_mm)

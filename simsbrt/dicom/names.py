@@ -12,9 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from simsbrt.errors import SpecError
-from simsbrt.phantom.volumes import OPTIONAL_STRUCTURES, STRUCTURE_NAMES
-
-KNOWN_STRUCTURES = STRUCTURE_NAMES + OPTIONAL_STRUCTURES
+from simsbrt.protocols import KNOWN_STRUCTURES
 DEFAULT_MAPPING = "simsbrt/dicom/data/names.toml"
 
 

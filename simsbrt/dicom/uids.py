@@ -1,25 +1,10 @@
 """DICOM UIDs: "2.25." + a 128-bit number (ISO/IEC 9834-8, what pydicom.uid.generate_uid makes
 without a prefix), hashed from a key and the role of the object (study, series, frame of reference,
-one per CT slice, ...). The export's key is a hash of the exported content plus the export time, so
-every export is a new set of instances (DICOM: one UID, one unchanging object) while a given
-UidFactory is reproducible (tests, and every role asked twice gets the same UID).
+one per CT slice, ...). The export's key is random, so every export is a new set of instances (DICOM:
+one UID, one unchanging object), while a given UidFactory is reproducible (tests, and every role asked
+twice gets the same UID).
 """
 from __future__ import annotations
-
-import hashlib
-
-import numpy as np
-
-
-def content_key(*arrays, text: str = "") -> str:
-    """A SHA-256 hex digest of arrays (their bytes, dtype and shape) and a text: the seed of an export's UIDs."""
-    h = hashlib.sha256(text.encode())
-    for a in arrays:
-        a = np.ascontiguousarray(a)
-        h.update(str((a.dtype.str, a.shape)).encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
-
 
 class UidFactory:
     """``uid(role, index)`` is a fixed 2.25.* UID for each role of one export."""

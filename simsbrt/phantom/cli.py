@@ -13,20 +13,22 @@ def run_build(args) -> int:
         spec = spec.with_spacing(args.spacing_mm)
     phantom = build_phantom(spec)
     write_phantom(args.out, phantom)
-    _print_summary(phantom, header=f"wrote {args.out}")
+    print_summary(phantom, header=f"wrote {args.out}")
     return 0
 
 
-def _print_summary(phantom, header: str = "") -> None:
+def print_summary(phantom, header: str = "") -> None:
+    """The phantom's description, grid and structure volumes (a generated or an imported phantom)."""
     s = phantom.summary()
     if header:
         print(header)
-    print(f"phantom {s['name']}: level {s['level']}, grid {tuple(s['shape'])} voxels "
-          f"({phantom.grid.n_voxels:,}), spacing {phantom.grid.spacing_mm[0]:g} mm, "
-          f"origin {tuple(round(v, 1) for v in s['origin_mm'])} mm")
+    spacing = " x ".join(f"{v:g}" for v in phantom.grid.spacing_mm)
+    print(f"phantom {s['name']}: {phantom.description()}; grid {tuple(s['shape'])} voxels "
+          f"({phantom.grid.n_voxels:,}), spacing {spacing} mm, origin {tuple(round(v, 1) for v in s['origin_mm'])} mm")
     print(f"  {'structure':<18}{'volume (cm3)':>14}")
     for name, info in s["structures"].items():
-        print(f"  {name:<18}{info['volume_cc']:>14.2f}")
+        note = "" if info["volume_cc"] > 0 else "  (absent: empty mask)"
+        print(f"  {name:<18}{info['volume_cc']:>14.2f}{note}")
 
 
 def run_info(args) -> int:
@@ -40,7 +42,7 @@ def run_info(args) -> int:
         info["spec"] = phantom.spec.to_dict()
         print_json(info)
         return 0
-    _print_summary(phantom, header=str(args.file))
+    print_summary(phantom, header=str(args.file))
     return 0
 
 
