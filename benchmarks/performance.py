@@ -33,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import machine_line, peak_rss_mib, print_table  # noqa: E402
+from common import machine_line, peak_rss_mib, print_table, timed_runs  # noqa: E402
 
 PHANTOM = "t10_body"
 GRIDS_MM = (3.0, 2.0, 1.5, 1.0)
@@ -100,13 +100,7 @@ def influence_case(grid_mm: float, cp_deg: float, repeats: int, backend: str) ->
 
 # ------------------------------------------------------------------ 2. sparse products
 def _median_time(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return timed_runs(fn, repeats, warmup=1)[0]
 
 
 def _copy_bandwidth(n_bytes: int, repeats: int) -> dict:
@@ -180,11 +174,7 @@ def plans_case(grid_mm: float, repeats: int, backend: str) -> dict:
            "n_rows": inputs.influence.n_voxels, "n_beamlets": inputs.influence.n_beamlets,
            "nnz": inputs.influence.nnz, "load_start": _loadavg(), "plans": {}}
     for mode in ("uniform", "sib"):
-        walls, result = [], None
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            result = make_plan(inputs, mode, settings)
-            walls.append(time.perf_counter() - t0)
+        _, walls, result = timed_runs(lambda: make_plan(inputs, mode, settings), repeats, warmup=0)
         out["plans"][mode] = {"walls_s": walls, "n_optimisations": max(1, len(result.search)),
                               "iterations": result.n_iterations, "optimise_s": result.timings_s.get("optimise_s"),
                               "gtv_d50_gy": result.metrics["GTV"]["D50%"], "feasible": bool(result.feasible),

@@ -81,9 +81,12 @@ def format_plan(summary: dict, result) -> str:
     return "\n".join(lines)
 
 
-def add_planning_arguments(p, out_help: str, limit_scope: str = "") -> None:
-    """The arguments that `plan` and `compare` share: phantom source, output, arcs, backend, limits."""
-    p.add_argument("phantom", help="SPEC.toml, a built-in phantom name, or PHANTOM.h5")
+def add_planning_arguments(p, out_help: str, limit_scope: str = "", phantom_optional: bool = False) -> None:
+    """The arguments that `plan`, `compare` and `teach` share: phantom source, output, arcs, backend, limits."""
+    from simsbrt.optimize.sib import BOOST_POLICIES
+
+    p.add_argument("phantom", help="SPEC.toml, a built-in phantom name, or PHANTOM.h5",
+                   **({"nargs": "?", "default": None} if phantom_optional else {}))
     p.add_argument("--out", required=True, type=Path, help=out_help)
     p.add_argument("--arcs", default=None, help="ARCS.toml (default: two coplanar full arcs, 4 degrees)")
     p.add_argument("--backend", choices=BACKENDS, default=None,
@@ -91,7 +94,7 @@ def add_planning_arguments(p, out_help: str, limit_scope: str = "") -> None:
     p.add_argument("--cord-prv-limit-gy", type=float, default=None,
                    help=f"SpinalCord_PRV02 D0.03cc limit{limit_scope} (default: the protocol's 25 Gy)")
     p.add_argument("--search-steps", type=int, default=5, help="bisection steps of the boost / escalation search")
-    p.add_argument("--boost-policy", choices=["max", "optimal_window"], default="max",
+    p.add_argument("--boost-policy", choices=BOOST_POLICIES, default="max",
                    help="SIB boost search: max = highest boost within every mandatory limit (default); "
                         "optimal_window = highest boost that also keeps the protocol's optimal ceilings "
                         "(sib_trial: GTV D2%% and PTV_Eval D2%% <= 48 Gy)")

@@ -87,11 +87,9 @@ def register(sub) -> None:
 
     p = sub.add_parser("teach", help="teaching page on dose gradients (uniform vs SIB): figures, "
                                      "figure_data.json, teach.html")
+    # with --plans the phantom comes from the stored plans: the positional is optional
     add_planning_arguments(p, out_help="output directory (files in it are replaced atomically)",
-                           limit_scope="")
-    # with --plans the phantom comes from the stored plans: the positional becomes optional
-    phantom = next(a for a in p._actions if a.dest == "phantom")
-    phantom.nargs, phantom.default = "?", None
+                           limit_scope="", phantom_optional=True)
     p.add_argument("--plans", type=Path, default=None,
                    help="draw the uniform.h5 and sib.h5 an earlier `simsbrt compare` wrote here (no planning); "
                         "a phantom given as well must be the plans' phantom; the cord PRV limit defaults to the plans' own")
