@@ -194,8 +194,13 @@ class PlanResult:
 
 
 # ------------------------------------------------------------------ inputs
+BODY_MARGIN_MM = 20.0          # influence rows kept: body voxels within this of the PTV ...
+STRUCTURE_MARGIN_MM = 30.0     # ... and structure voxels within this (prepare_plan_inputs defaults)
+
+
 def prepare_plan_inputs(phantom, arc_set=None, backend: str | Backend | None = "cpu", influence_options=None,
-                        body_margin_mm: float = 20.0, structure_margin_mm: float = 30.0) -> PlanInputs:
+                        body_margin_mm: float = BODY_MARGIN_MM, structure_margin_mm: float = STRUCTURE_MARGIN_MM
+                        ) -> PlanInputs:
     """Beamlets and the influence matrix for a phantom (as ``simsbrt dose compute`` chains them)."""
     from simsbrt.dose.engine import InfluenceOptions, compute_influence, exact_row_mask, select_rows
     from simsbrt.geometry.arcs import default_arc_set

@@ -32,18 +32,18 @@ import numpy as np
 from simsbrt.errors import SpecError
 from simsbrt.sweep.spec import (
     GAP_PATH,
-    INFLUENCE_ROW_DEFAULTS,
     PLAN_ALIASES,
     PROTOCOL_DEFAULTS,
+    PROTOCOL_FRACTIONS,
     SweepSpec,
     coerce_value,
     dataclass_leaves,
     default_parameters,
+    influence_row_defaults,
 )
 
 RUN_ID_LENGTH = 12
 ORGAN_ALPHA_BETA_GY = 2.0      # cord / thecal sac, HyTEC (facts 5.2)
-PROTOCOL_FRACTIONS = 5         # the protocols' doses are per 5 fractions (sib_trial.toml, uniform.toml)
 
 
 @dataclass(frozen=True, eq=False)
@@ -65,10 +65,11 @@ class RunPoint:
 
 
 def canonical_json(obj) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=_jsonable)
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=json_default)
 
 
-def _jsonable(value):
+def json_default(value):
+    """json.dumps default for sweep data: tuples -> lists, numpy scalars -> Python."""
     if isinstance(value, tuple):
         return list(value)
     if isinstance(value, np.generic):
@@ -235,7 +236,7 @@ def _influence_doc(overrides: dict, source: str) -> dict:
     from simsbrt.dose.engine import InfluenceOptions
 
     fields = {k.split(".", 1)[1]: v for k, v in dataclass_leaves(InfluenceOptions(), "influence").items()}
-    rows = {k.split(".", 1)[1]: v for k, v in INFLUENCE_ROW_DEFAULTS.items()}
+    rows = {k.split(".", 1)[1]: v for k, v in influence_row_defaults().items()}
     for path, value in overrides.items():
         key = path.split(".", 1)[1]
         (fields if key in fields else rows)[key] = value

@@ -38,6 +38,7 @@ import numpy as np
 
 from simsbrt.errors import SchemaError
 from simsbrt.io.atomic import write_text_atomic
+from simsbrt.sweep.points import json_default
 
 RUN_SCHEMA = "simsbrt.sweep.run/1"
 TABLE_KIND = "sweep_results"
@@ -69,16 +70,8 @@ def commit_run(out_dir, record: dict) -> Path:
     """Write one finished run atomically (the record must carry run_id)."""
     path = run_path(out_dir, record["run_id"])
     write_text_atomic(path, json.dumps({**record, "schema": RUN_SCHEMA, "complete": True}, indent=1,
-                                       allow_nan=False, default=_json_default) + "\n")
+                                       allow_nan=False, default=json_default) + "\n")
     return path
-
-
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, tuple):
-        return list(value)
-    raise TypeError(f"not JSON serialisable: {value!r}")
 
 
 def read_run_file(path) -> dict | None:

@@ -47,8 +47,8 @@ DISTRIBUTIONS = ("uniform", "loguniform", "integers", "choice")
 GAP_PATH = "phantom.gtv_cord_gap_mm"
 PLAN_ALIASES = {"plan.search_steps": "plan.n_bisections", "plan.boost_max_gy": "plan.boost_range_gy[1]",
                 "plan.escalation_max_gy": "plan.escalation_range_gy[1]"}
-PROTOCOL_DEFAULTS = {"protocol.n_fractions": 5, "protocol.isoeffective_organ_limits": True}
-INFLUENCE_ROW_DEFAULTS = {"influence.body_margin_mm": 20.0, "influence.structure_margin_mm": 30.0}
+PROTOCOL_FRACTIONS = 5         # the protocols' doses are per 5 fractions (sib_trial.toml, uniform.toml)
+PROTOCOL_DEFAULTS = {"protocol.n_fractions": PROTOCOL_FRACTIONS, "protocol.isoeffective_organ_limits": True}
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,13 @@ class SweepSpec:
     sample_n: int = 0
     sample: tuple[tuple[str, Distribution], ...] = ()
     description: str = ""
+
+
+def influence_row_defaults() -> dict:
+    """The row margins of prepare_plan_inputs, as sweep parameters."""
+    from simsbrt.optimize.plans import BODY_MARGIN_MM, STRUCTURE_MARGIN_MM
+
+    return {"influence.body_margin_mm": BODY_MARGIN_MM, "influence.structure_margin_mm": STRUCTURE_MARGIN_MM}
 
 
 # ------------------------------------------------------------------ valid parameter paths
@@ -122,7 +129,7 @@ def default_parameters(base_phantom_spec) -> dict:
     params["plan.escalation_max_gy"] = PlanSettings().escalation_range_gy[1]
     params.update(PROTOCOL_DEFAULTS)
     params.update(dataclass_leaves(InfluenceOptions(), "influence"))
-    params.update(INFLUENCE_ROW_DEFAULTS)
+    params.update(influence_row_defaults())
     return params
 
 
