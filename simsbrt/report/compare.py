@@ -251,10 +251,10 @@ def build_table(per_plan: Mapping[str, PlanMetrics], n_fractions: int = 5) -> Co
 
 
 # ------------------------------------------------------------------ output formats
-def _cell(value, unit: str) -> str:
-    if value is None:
-        return MISSING
-    return f"{value:.3f}" if unit in ("1", "frac") else f"{value:.2f}"
+def format_cell(value, unit: str, status: str | None = None) -> str:
+    """One table cell as every output shows it: the value (3 decimals for indices, 2 for doses), its status."""
+    text = MISSING if value is None else (f"{value:.3f}" if unit in ("1", "frac") else f"{value:.2f}")
+    return f"{text} ({status})" if status else text
 
 
 def format_table(table: ComparisonTable) -> str:
@@ -264,9 +264,7 @@ def format_table(table: ComparisonTable) -> str:
     for r in table.rows:
         cells = []
         for p in table.plans:
-            text = _cell(r.values.get(p), r.unit)
-            status = r.status.get(p)
-            cells.append(f"{text} ({status})" if status else text)
+            cells.append(format_cell(r.values.get(p), r.unit, r.status.get(p)))
         lines.append([r.label, r.unit, *cells])
     widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
     out = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in lines]

@@ -79,19 +79,12 @@ def protocol_table(evaluation) -> str:
 
 def comparison_table(table_obj) -> str:
     """The side-by-side comparison table of simsbrt.report.compare (values with unit and status)."""
-    from simsbrt.report.compare import MISSING
+    from simsbrt.report.compare import format_cell
 
     rows, classes = [], []
     for r in table_obj.rows:
-        cells = []
-        worst = None
-        for p in table_obj.plans:
-            v = r.values.get(p)
-            text = MISSING if v is None else (f"{v:.3f}" if r.unit in ("1", "frac") else f"{v:.2f}")
-            status = r.status.get(p)
-            cells.append(f"{text} ({status})" if status else text)
-            if status and status.endswith("violated"):
-                worst = "violated"
+        cells = [format_cell(r.values.get(p), r.unit, r.status.get(p)) for p in table_obj.plans]
+        worst = "violated" if any((r.status.get(p) or "").endswith("violated") for p in table_obj.plans) else None
         rows.append((r.label, r.unit, *cells))
         classes.append(worst)
     return (table(("metric", "unit", *table_obj.plans), rows, classes, numeric_columns=tuple(range(2, 2 + len(
