@@ -60,8 +60,9 @@ def _sourced(doc: dict):
             yield f"{key}[{i}]", entry
     for name, entry in doc.get("tolerance", {}).items():
         yield f"tolerance.{name}", entry
-    if "slab_electron_range" in doc:
-        yield "slab_electron_range", doc["slab_electron_range"]
+    for key in ("slab_electron_range", "profile_context"):
+        if key in doc:
+            yield key, doc[key]
 
 
 def load_reference(path: Path = REFERENCE_FILE) -> dict:
@@ -349,6 +350,11 @@ def main(argv=None) -> int:
     print("shoulder diff in % of the reference; width/penumbra diff in mm")
     print_rows(result["profiles"], 3)
     print(f"profiles: {summary(result['profiles'])}")
+    ctx = result["doc"].get("profile_context")
+    if ctx:
+        print(f"context (not scored): in-air primary fluence of a generic flattened 6 MV beam at "
+              f"{ctx['radius_mm']:g} mm from the axis (0.8 x half of a {ctx['field_mm'] / 10:g} cm field) = {ctx['relative_fluence']:g} "
+              f"[{ctx['source']}]; the model's fluence is flat (1.000), so it has no horns")
     print()
     print("== 2. output factors (relative to 10x10 cm at the same SSD and depth; head scatter included) ==")
     print_rows(result["output_factors"], 3)

@@ -72,6 +72,7 @@ def test_every_reference_value_names_a_cited_source(raw, script):
         assert tol.get("source") in sources and tol.get("criterion"), f"tolerance.{name} lacks source or criterion"
     assert raw["slab"]["red_source"] in sources
     assert raw["slab_electron_range"]["source"] in sources
+    assert raw["profile_context"]["source"] in sources
     script.load_reference(DATA)  # the script's own check accepts the file
 
 
