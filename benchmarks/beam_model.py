@@ -47,7 +47,7 @@ SOURCE_TAGS = ("V", "D", "M")
 PROFILE_SSD_MM = 900.0
 PROFILE_FIELDS_MM = (30.0, 50.0, 100.0, 200.0)
 PROFILE_DEPTHS_MM = (15.0, 50.0, 100.0, 200.0)
-EPL_TOLERANCE_PERCENT = 0.5
+EPL_TOLERANCE_PERCENT = 0.01  # the identity is exact up to float32 rounding
 NOT_AVAILABLE = "not available"
 
 
