@@ -233,6 +233,12 @@ def print_rows(rows: list[Row], digits: int = 3) -> None:
         print("  ".join(x[c].ljust(widths[c]) for c in COLUMNS).rstrip())
 
 
+def print_criteria(doc: dict, names) -> None:
+    for name in names:
+        tol = doc["tolerance"][name]
+        print(f"criterion {name}: {tol['criterion']} [{tol['source']}, tag {doc['sources'][tol['source']]['tag']}]")
+
+
 def summary(rows: list[Row]) -> str:
     n_pass = sum(r.passed is True for r in rows)
     n_fail = sum(r.passed is False for r in rows)
@@ -309,8 +315,8 @@ def print_slab(doc: dict, results: list[SlabResult]) -> None:
     print()
     print("published errors of the algorithm classes (reference for what simsbrt, an EPL pencil beam, cannot do):")
     for p in doc.get("slab_published", []):
-        value = p.get("error_percent_max", p.get("error_percent_mean"))
-        kind = "max" if "error_percent_max" in p else "mean"
+        kind = next(k for k in ("max", "mean", "reported") if f"error_percent{'' if k == 'reported' else '_' + k}" in p)
+        value = p["error_percent" if kind == "reported" else f"error_percent_{kind}"]
         print(f"  {p['algorithm']}: {p['relation']} {value:g} %{p.get('extra', '')} ({kind}) - {p['quantity']} "
               f"[{p['source']}]")
 
@@ -349,6 +355,7 @@ def main(argv=None) -> int:
     print(f"== 1. lateral profiles, 6 MV, SSD {PROFILE_SSD_MM / 10:g} cm (model: water_field_dose, 0.1 mm sampling) ==")
     print("reference: mean of the measured inplane and crossplane scans where they exist (note gives both);")
     print("shoulder diff in % of the reference; width/penumbra diff in mm")
+    print_criteria(result["doc"], ("width_50_mm", "penumbra_80_20_mm", "shoulder"))
     print_rows(result["profiles"], 3)
     print(f"profiles: {summary(result['profiles'])}")
     ctx = result["doc"].get("profile_context")
@@ -358,6 +365,7 @@ def main(argv=None) -> int:
               f"[{ctx['source']}]; the model's fluence is flat (1.000), so it has no horns")
     print()
     print("== 2. output factors (relative to 10x10 cm at the same SSD and depth; head scatter included) ==")
+    print_criteria(result["doc"], ("output_factor", "output_factor_small"))
     print_rows(result["output_factors"], 3)
     print(f"output factors: {summary(result['output_factors'])}")
     print()
