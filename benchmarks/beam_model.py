@@ -361,8 +361,8 @@ def main(argv=None) -> int:
     ctx = result["doc"].get("profile_context")
     if ctx:
         print(f"context (not scored): in-air primary fluence of a generic flattened 6 MV beam at "
-              f"{ctx['radius_mm']:g} mm from the axis (0.8 x half of a {ctx['field_mm'] / 10:g} cm field) = {ctx['relative_fluence']:g} "
-              f"[{ctx['source']}]; the model's fluence is flat (1.000), so it has no horns")
+              f"{ctx['radius_mm']:g} mm from the axis (0.8 x half of a {ctx['field_mm'] / 10:g} cm field) = "
+              f"{ctx['relative_fluence']:g} [{ctx['source']}]; the model's fluence is flat (1.000), so it has no horns")
     print()
     print("== 2. output factors (relative to 10x10 cm at the same SSD and depth; head scatter included) ==")
     print_criteria(result["doc"], ("output_factor", "output_factor_small"))
