@@ -190,13 +190,13 @@ class SlabResult:
 
 
 def _layers(slab: dict) -> list[Layer]:
-    return [Layer(l["name"], float(l["thickness_mm"]), float(l["red"])) for l in slab["layers"]]
+    return [Layer(ly["name"], float(ly["thickness_mm"]), float(ly["red"])) for ly in slab["layers"]]
 
 
 def slab_results(doc: dict, beam, fields_mm=None, backend: str = "cpu") -> list[SlabResult]:
     slab = doc["slab"]
     layers = _layers(slab)
-    total = sum(l.thickness_mm for l in layers)
+    total = sum(ly.thickness_mm for ly in layers)
     water = [Layer("water", total, 1.0)]
     ssd = float(slab["ssd_mm"])
     zp = float(slab["profile_depth_mm"])
@@ -263,7 +263,7 @@ def _commit() -> str:
 def print_slab(doc: dict, results: list[SlabResult]) -> None:
     slab = doc["slab"]
     layers = _layers(slab)
-    geometry = " / ".join(f"{l.name} {l.thickness_mm / 10:g} cm (RED {l.red:g})" for l in layers)
+    geometry = " / ".join(f"{ly.name} {ly.thickness_mm / 10:g} cm (RED {ly.red:g})" for ly in layers)
     print(f"geometry: {geometry}; SSD {slab['ssd_mm'] / 10:g} cm; RED source: {slab['red_source']}")
     print("CF = dose in the slab / dose in water at the same depth (both through the engine, exact mode);")
     print(f"EPL dev = engine / equivalent-path-length pencil beam - 1 (water model at the radiological depth, "
@@ -295,7 +295,7 @@ def print_slab(doc: dict, results: list[SlabResult]) -> None:
     print()
     er = doc.get("slab_electron_range", {})
     r98_w = float(er.get("r98_water_primary_mm", float("nan")))
-    lung_red = min(l.red for l in layers)
+    lung_red = min(ly.red for ly in layers)
     r98_l = r98_w / lung_red
     print(f"lateral electron transport in lung (profile at {results[0].profile_depth_mm / 10:g} cm, mid-lung):")
     print(f"{'field':>8} {'pen lung':>9} {'pen water':>9} {'lung-water':>10} {'OAR lung':>8} {'OAR water':>9}  "

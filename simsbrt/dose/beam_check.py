@@ -123,7 +123,7 @@ class Layer:
 
 
 def layer_boundaries_mm(layers) -> np.ndarray:
-    return np.concatenate([[0.0], np.cumsum([l.thickness_mm for l in layers])])
+    return np.concatenate([[0.0], np.cumsum([ly.thickness_mm for ly in layers])])
 
 
 def layer_at(layers, depth_mm: float) -> Layer:
@@ -137,7 +137,7 @@ def radiological_depth_mm(layers, depth_mm: float) -> float:
     edges = layer_boundaries_mm(layers)
     top, bottom = edges[:-1], edges[1:]
     inside = np.clip(depth_mm - top, 0.0, bottom - top)
-    return float(np.sum(inside * np.array([l.red for l in layers])))
+    return float(np.sum(inside * np.array([ly.red for ly in layers])))
 
 
 @dataclass(frozen=True)
