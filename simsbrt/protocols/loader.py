@@ -196,6 +196,26 @@ def _read_protocol_text(name_or_path) -> tuple[str, str]:
     return path.read_text(), str(path)
 
 
+def protocol_from_dict(doc: dict, source: str = "recorded protocol") -> Protocol:
+    """A Protocol back from Protocol.to_dict() (as recorded in PLAN.h5 and comparison.json), validated again."""
+    def bounds(rng):
+        return None if rng is None else {k: rng[k] for k in ("min", "max") if rng.get(k) is not None}
+
+    try:
+        head = {k: doc[k] for k in ("name", "description", "source", "n_fractions", "required_structures",
+                                    "optional_structures")}
+        if doc.get("comparator"):
+            head["comparator"] = doc["comparator"]
+        limits = [{k: v for k, v in (("structure", lim["structure"]), ("metric", lim["metric"]),
+                                     ("unit", lim["unit"]), ("optimal", bounds(lim["optimal"])),
+                                     ("mandatory", bounds(lim["mandatory"])), ("note", lim["note"])) if v is not None}
+                  for lim in doc["limits"]]
+        data = {"protocol": head, "prescription": dict(doc["prescription"]), "limit": limits}
+    except (KeyError, TypeError) as exc:
+        raise SpecError("protocol", f"not a recorded protocol ({exc})", source) from None
+    return replace(parse_protocol(data, source), origin=str(doc.get("origin", "")))
+
+
 def parse_protocol(data: dict, source: str | None = None) -> Protocol:
     """Validate a protocol dictionary (as read from TOML) and build a Protocol."""
     _reject_unknown(data, _TOP_KEYS, "", source)
