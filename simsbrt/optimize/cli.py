@@ -109,7 +109,7 @@ def add_planning_arguments(p, out_help: str, limit_scope: str = "", phantom_opti
     p.add_argument("--backend", choices=BACKENDS, default=None,
                    help="cpu | cuda | auto (default: $SIMSBRT_BACKEND, else auto)")
     p.add_argument("--cord-prv-limit-gy", type=float, default=None,
-                   help=f"SpinalCord_PRV02 D0.03cc limit{limit_scope} (default: the protocol's 25 Gy)")
+                   help=f"SpinalCord_PRV02 D0.03cc limit{limit_scope} (default: the protocol's; sib_trial: 25 Gy)")
     p.add_argument("--search-steps", type=int, default=5, help="bisection steps of the boost / escalation search")
     p.add_argument("--boost-policy", choices=BOOST_POLICIES, default=PlanSettings().boost_policy,
                    help="SIB boost search: optimal_window = highest boost that also keeps the protocol's optimal "
