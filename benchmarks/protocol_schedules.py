@@ -71,7 +71,8 @@ def main(argv=None) -> int:
     ap.add_argument("--backend", default="cpu")
     args = ap.parse_args(argv)
     protocols = [p for p in args.protocols.split(",") if p]
-    print(f"protocol schedules: {args.phantom} at {args.spacing_mm:g} mm, two full arcs at {args.arc_spacing_deg:g} deg, "
+    print(f"protocol schedules: {args.phantom} at {args.spacing_mm:g} mm, two full arcs at "
+          f"{args.arc_spacing_deg:g} deg, "
           f"{args.beamlet_mm:g} mm beamlets, {args.search_steps} search bisections, backend {args.backend}; "
           f"PlanSettings defaults otherwise (boost policy {PlanSettings().boost_policy})")
     print("command: python benchmarks/protocol_schedules.py " + " ".join(argv if argv is not None else sys.argv[1:]))

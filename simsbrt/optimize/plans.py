@@ -20,10 +20,10 @@ own penalties never decide feasibility.
   higher goal). Intermediate search steps run at search_solver_options (looser, warm-started);
   the chosen plan is then re-optimised at solver_options (full accuracy) from its own weights and
   kept only if it is still acceptable (otherwise the search's plan stays).
-  Boost policy (PlanSettings.boost_policy): "max" is the rule above. "optimal_window" (the default:
-  how the trial planned, the highest boost inside the optimal hot-spot ceilings) makes a search step acceptable only if, besides those mandatory limits, every optimal *ceiling*
-  of the protocol holds (each limit's optimal max, read from the protocol; sib_trial: GTV D2% <= 48
-  Gy and PTV_Eval D2% <= 48 Gy; the prescription row is met by normalisation and left out), with
+  Boost policy (PlanSettings.boost_policy): "max" is the rule above. "optimal_window" (the default,
+  how the trial planned) makes a search step acceptable only if, besides those mandatory limits,
+  every optimal *ceiling* of the protocol holds (each limit's optimal max, read from the protocol;
+  sib_trial: GTV D2% <= 48 Gy and PTV_Eval D2% <= 48 Gy; the prescription row is met by normalisation and left out), with
   the evaluation's BOUNDARY_TOLERANCE. So it returns the highest boost whose plan stays inside the
   optimal hot-spot window (the same search, polish and optimal-range rule, all under this test).
   Optimal floors (e.g. GTV D50% >= 42 Gy) are not required. If even the range bottom breaks a
@@ -58,8 +58,8 @@ from simsbrt.evaluate.protocol import BOUNDARY_TOLERANCE, OPTIMAL, VIOLATED
 from simsbrt.evaluate.dvh import to_host
 from simsbrt.optimize.objectives import SquaredUnderdose
 from simsbrt.optimize.problem import BOOST, CORD_PRV, THECAL_SAC, FluenceProblem, PlanGoals
-from simsbrt.optimize.protocol_numbers import (DEFAULT_PROTOCOL, ORGAN_MARGIN_GY, PlanningNumbers, mode_protocol,
-                                               planning_numbers)
+from simsbrt.optimize.protocol_numbers import (DEFAULT_PROTOCOL, ORGAN_MARGIN_GY, PlanningNumbers, as_protocol,
+                                               mode_protocol, planning_numbers)
 from simsbrt.optimize.sib import (FloorConflict, SearchStep, bracket_search, capping_limits, ceiling_violations,
                                   check_boost_policy, floor_conflicts, optimal_ceilings)
 from simsbrt.optimize.solvers import SOLVERS, SolverOptions
@@ -112,7 +112,8 @@ class PlanSettings:
         for name in ("boost_range_gy", "escalation_range_gy"):
             ends = getattr(self, name)
             given = [v for v in ends if v is not None]
-            if len(ends) != 2 or not all(np.isfinite(v) and v > 0 for v in given) or (len(given) == 2 and ends[0] > ends[1]):
+            if (len(ends) != 2 or not all(np.isfinite(v) and v > 0 for v in given)
+                    or (len(given) == 2 and ends[0] > ends[1])):
                 raise SpecError(name, f"needs 0 < low <= high (None = the protocol's), got {tuple(ends)}")
         if self.solver not in SOLVERS:
             raise SpecError("solver", f"unknown solver {self.solver!r}; choose one of {', '.join(SOLVERS)}")
@@ -246,15 +247,8 @@ def protocol_for(mode: str, settings: PlanSettings, prescription_gy: float | Non
 
 def plan_numbers(settings: PlanSettings) -> PlanningNumbers:
     """The planning numbers of the settings' protocol with their organ limits and range overrides."""
-    base = with_organ_limits(mode_protocol(settings.protocol, "sib" if _has_boost(settings) else "uniform"),
-                             settings.cord_prv_limit_gy, settings.thecal_sac_limit_gy)
+    base = with_organ_limits(as_protocol(settings.protocol), settings.cord_prv_limit_gy, settings.thecal_sac_limit_gy)
     return planning_numbers(base, settings.organ_margin_gy, settings.boost_range_gy, settings.escalation_range_gy)
-
-
-def _has_boost(settings: PlanSettings) -> bool:
-    from simsbrt.optimize.protocol_numbers import as_protocol, is_boost_protocol
-
-    return is_boost_protocol(as_protocol(settings.protocol))
 
 
 def with_organ_limits(protocol: Protocol, cord_prv_limit_gy: float | None,
@@ -667,7 +661,8 @@ def make_plan(inputs: PlanInputs, mode: str, settings: PlanSettings = PlanSettin
     binding = tuple(binding) if conflicts else _binding_first(binding or evaluation.violated_limits)
     return PlanResult(mode, protocol, cand.weights, dose32, evaluation, metrics,
                       bool(evaluation.feasible), binding, boost_goal,
-                      float(reached_rx), None if cord_limit is None else float(cord_limit), tuple(steps), planner.n_iterations,
+                      float(reached_rx), None if cord_limit is None else float(cord_limit), tuple(steps),
+                      planner.n_iterations,
                       inputs.backend.name, inputs.backend.device, timings, search_stop,
                       float(cand.goal_gy) if cand is not None else None,
                       settings.boost_policy if mode == "sib" else None, tuple(conflicts))

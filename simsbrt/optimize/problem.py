@@ -65,9 +65,9 @@ class PlanGoals:
     homogeneity_frac: PTV_Eval (outside the GTV when boosting) overdose aim = prescription * this.
     boost_hot_margin_gy: GTV overdose aim = boost + this, capped at hot_spot_aim_gy.
     hot_spot_aim_gy: ceiling aimed at in the targets: the protocol's optimal D2% ceiling (sib_trial: 48 Gy).
-        Boost goals above it (the search runs up to the mandatory ceiling, sib_trial: 51 Gy) push the GTV underdose term against this
-        overdose aim: the GTV dose rises while staying as homogeneous as the plan allows, until the
-        evaluated D2% <= 51 Gy (or another limit) fails.
+        Boost goals above it (the search runs up to the mandatory ceiling, sib_trial: 51 Gy) push the GTV
+        underdose term against this overdose aim: the GTV dose rises while staying as homogeneous as the
+        plan allows, until the evaluated mandatory D2% ceiling (or another limit) fails.
     cord_prv_aim_gy / thecal_sac_aim_gy: organ maximum-dose aims (limit minus a safety margin).
     The dose defaults are the default protocol's (simsbrt.optimize.protocol_numbers); a plan takes them
     from its own protocol.

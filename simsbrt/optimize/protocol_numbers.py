@@ -134,8 +134,8 @@ class PlanningNumbers:
         return values
 
     def to_dict(self) -> dict:
-        return {"protocol": self.protocol, "n_fractions": self.n_fractions,
-                "prescription": f"{self.prescription_structure} {self.prescription_metric} = {self.prescription_gy:g} Gy",
+        rx = f"{self.prescription_structure} {self.prescription_metric} = {self.prescription_gy:g} Gy"
+        return {"protocol": self.protocol, "n_fractions": self.n_fractions, "prescription": rx,
                 "boost_range_gy": self.boost_range_gy, "escalation_range_gy": self.escalation_range_gy,
                 "hot_spot_aim_gy": self.hot_spot_aim_gy, "hot_spot_ceilings_gy": dict(self.hot_spot_ceilings_gy),
                 "optimal_window": list(self.optimal_window), "organ_limits_gy": dict(self.organ_limits_gy),
@@ -220,9 +220,10 @@ def comparator_protocol(protocol: Protocol) -> Protocol:
         raise SpecError("protocol.comparator", f"{comp.name} sets GTV rows; the comparator is a uniform protocol",
                         where)
     if comp.n_fractions != protocol.n_fractions or comp.prescription != protocol.prescription:
-        raise SpecError("protocol.comparator", f"{comp.name} prescribes {comp.prescription.dose_gy:g} Gy in "
-                                               f"{comp.n_fractions} fx, {protocol.name} {protocol.prescription.dose_gy:g}"
-                                               f" Gy in {protocol.n_fractions} fx: they must match", where)
+        raise SpecError("protocol.comparator",
+                        f"{comp.name} prescribes {comp.prescription.dose_gy:g} Gy in {comp.n_fractions} fx, "
+                        f"{protocol.name} {protocol.prescription.dose_gy:g} Gy in {protocol.n_fractions} fx: "
+                        "they must match", where)
     target, boost, organs = _roles()
 
     def keep(names, own):
