@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import tiny_arcs
 
+from simsbrt.cli_compare import run_comparison
 from simsbrt.errors import SpecError
 from simsbrt.evaluate import evaluate_protocol
 from simsbrt.evaluate.radiobiology import isoeffective_total_gy
@@ -111,9 +112,9 @@ def test_a_user_protocol_with_a_20_gy_cord_prv_limit_is_held_on_the_reported_dos
     path = _write(doc, tmp_path / "cord20.toml")
     settings = PlanSettings(protocol=str(path), **FAST)
     ph = tiny_plan_inputs.phantom
-    results = {}
-    for mode in ("sib", "uniform"):
-        result = results[mode] = make_plan(tiny_plan_inputs, mode, settings)
+    run = run_comparison(tiny_plan_inputs, settings, tmp_path / "out", modes=("uniform", "sib"))
+    results = run.results
+    for mode, result in results.items():
         ev = evaluate_protocol(result.protocol, result.dose_gy, ph.structures, ph.grid.voxel_volume_cc)
         cord = ev.row("SpinalCord_PRV02", "D0.03cc")
         assert cord.mandatory.max_value == 20.0        # the uniform plan's comparator carries the user's limit
@@ -124,6 +125,14 @@ def test_a_user_protocol_with_a_20_gy_cord_prv_limit_is_held_on_the_reported_dos
     assert results["uniform"].protocol.name == "uniform"      # the uniform plan: the comparator
     # the boost search runs over the protocol's range: Rx .. GTV D2% mandatory max, then bisects
     assert [s.goal_gy for s in results["sib"].search] == [30.0, 51.0, 40.5]
+    # the comparison records the user's protocol in full: CSV header lines and the JSON document
+    header = [line for line in run.files["csv"].read_text().splitlines() if line.startswith("#")]
+    assert header[0] == f"# protocol: cord20 ({path}); uniform plans: uniform"
+    assert json.loads(header[1].split(": ", 1)[1])["limits"][7]["mandatory"]["max"] == 20.0
+    assert json.loads(header[2].split(": ", 1)[1])["limits"][-2]["mandatory"]["max"] == 20.0
+    doc = json.loads(run.files["json"].read_text())
+    assert doc["protocol"]["name"] == "cord20" and doc["protocol"]["origin"] == str(path)
+    assert doc["plans"]["uniform"]["protocol_definition"]["name"] == "uniform"
 
 
 def test_the_2_fraction_protocol_moves_the_prescription_and_the_cord_limit(tiny_plan_inputs):
