@@ -9,7 +9,8 @@ protocol. A case that raises is reported as failed with its message and the run 
     python benchmarks/trial_cohort.py [--n 28] [--seed 1] [--spacing-mm 3.0] [--arc-spacing-deg 8]
                                       [--beamlet-mm 5] [--search-steps 4] [--search-max-iter 80] [--max-iter 200]
                                       [--cases 1,18] [--backend cpu] [--boost-policy max|optimal_window]
-Defaults = the settings of the committed run (benchmarks/results/trial_cohort_cpu.txt).
+Defaults = the settings of the committed runs (benchmarks/results/trial_cohort_cpu_optimal_window.txt; the
+older benchmarks/results/trial_cohort_cpu.txt is the same run with --boost-policy max).
 
 Progress (one line per case, flushed) goes to stdout, so a partial results file is still informative.
 """
@@ -197,8 +198,9 @@ def parse_args(argv=None):
                     help="iteration cap of the uniform plan and of the SIB plan's final re-optimisation (default 200)")
     ap.add_argument("--cases", default="", help="comma-separated 1-based case numbers to plan (default: all)")
     ap.add_argument("--backend", default="cpu")
-    ap.add_argument("--boost-policy", choices=BOOST_POLICIES, default="max",
-                    help="SIB boost policy (PlanSettings.boost_policy; default max = the committed run)")
+    ap.add_argument("--boost-policy", choices=BOOST_POLICIES, default=PlanSettings().boost_policy,
+                    help="SIB boost policy (default: PlanSettings.boost_policy, optimal_window = "
+                         "trial_cohort_cpu_optimal_window.txt; max = trial_cohort_cpu.txt)")
     return ap.parse_args(argv)
 
 

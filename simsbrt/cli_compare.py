@@ -73,7 +73,8 @@ def run_comparison(inputs, settings, out_dir, progress=None, modes=PLAN_ORDER) -
             f"wrote {files[mode].name}")
     table = compare.build_table(per_plan, trial.n_fractions)
     files["csv"] = out / FILES["csv"]
-    compare.write_table_csv(files["csv"], table)
+    record = protocol_record(settings)
+    compare.write_table_csv(files["csv"], table, protocol_comments(record))
     say("drawing the DVH figure ...")
     files["figure"] = plot_dvh_comparison(
         {m: r.dose_gy for m, r in results.items()}, masks, voxel_cc, out / FILES["figure"],
@@ -83,38 +84,62 @@ def run_comparison(inputs, settings, out_dir, progress=None, modes=PLAN_ORDER) -
     document = compare.comparison_json(
         {m: r.summary() for m, r in results.items()}, per_plan, table,
         {m: files[m].name for m in results},
-        phantom=phantom.spec.name, out=str(out), files={k: str(v) for k, v in files.items()})
+        phantom=phantom.spec.name, protocol=record, out=str(out), files={k: str(v) for k, v in files.items()})
     write_text_atomic(files["json"], json.dumps(document, indent=2) + "\n")
     return ComparisonRun(results, per_plan, table, document, files)
+
+
+def protocol_record(settings) -> dict:
+    """The protocols of a comparison: the SIB plan's and the uniform plans' (organ limits in force), in full."""
+    from simsbrt.optimize.plans import protocol_for
+
+    sib, uniform = protocol_for("sib", settings), protocol_for("uniform", settings)
+    return {"name": sib.name, "origin": sib.origin, "comparator": uniform.name,
+            "definition": sib.to_dict(), "comparator_definition": uniform.to_dict()}
+
+
+def protocol_comments(record: dict) -> tuple[str, ...]:
+    """The CSV header lines that record the protocols (one JSON object per line)."""
+    return (f"protocol: {record['name']} ({record['origin'] or 'given in memory'}); uniform plans: "
+            f"{record['comparator']}",
+            "protocol_json: " + json.dumps(record["definition"], separators=(",", ":")),
+            "comparator_json: " + json.dumps(record["comparator_definition"], separators=(",", ":")))
 
 
 def limit_lines(protocol) -> dict:
     """Labelled dose lines for DVH figures: cord PRV and thecal sac maxima and the PTV_Eval prescription."""
     from simsbrt.report.compare import CORD_PRV, THECAL_SAC
 
-    cord_gy, sac_gy = protocol.max_dose_limit_gy(CORD_PRV), protocol.max_dose_limit_gy(THECAL_SAC)
+    from simsbrt.optimize.protocol_numbers import organ_limits_gy
+
+    organs = organ_limits_gy(protocol)
+    cord_gy, sac_gy = organs.get(CORD_PRV), organs.get(THECAL_SAC)
     rx_gy = protocol.prescription.dose_gy
-    lines = {f"cord PRV {cord_gy:g} Gy": cord_gy}
+    lines = {f"cord PRV {cord_gy:g} Gy": cord_gy} if cord_gy is not None else {}
     if sac_gy == rx_gy:
         lines[f"thecal sac / Rx {sac_gy:g} Gy"] = sac_gy
     else:
-        lines[f"thecal sac {sac_gy:g} Gy"] = sac_gy
+        if sac_gy is not None:
+            lines[f"thecal sac {sac_gy:g} Gy"] = sac_gy
         lines[f"PTV_Eval Rx {rx_gy:g} Gy"] = rx_gy
     return lines
 
 
-def plan_inputs_from_args(args, progress):
+def plan_inputs_from_args(args, progress, modes=PLAN_ORDER):
     """Settings and the prepared inputs (one influence matrix) from the shared planning arguments."""
     from simsbrt.geometry.arcs import default_arc_set, load_arc_set
-    from simsbrt.optimize.cli import load_phantom_source
+    from simsbrt.optimize.cli import check_protocol, load_phantom_source
     from simsbrt.optimize.plans import PlanSettings, prepare_plan_inputs
 
     if args.search_steps < 0:
         raise SpecError("search-steps", f"must be >= 0, got {args.search_steps}")
     settings = PlanSettings(cord_prv_limit_gy=args.cord_prv_limit_gy, n_bisections=args.search_steps,
-                            boost_policy=args.boost_policy)
+                            boost_policy=args.boost_policy, protocol=args.protocol)
+    check_protocol(settings, modes=modes)
     arc_set = load_arc_set(args.arcs) if args.arcs else default_arc_set()   # cheap checks first
     phantom = load_phantom_source(args.phantom)
+    for note in check_protocol(settings, phantom, modes):
+        progress(note)
     progress(f"influence matrix of {phantom.spec.name} ({phantom.grid.n_voxels} voxels), computed once ...")
     inputs = prepare_plan_inputs(phantom, arc_set, args.backend)
     progress(f"{inputs.influence.n_voxels} rows x {inputs.influence.n_beamlets} beamlets in "

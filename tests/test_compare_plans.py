@@ -134,7 +134,10 @@ def test_status_is_the_own_protocol_or_table_1(run, stored):
 
 def test_csv_parses_and_matches_the_json(run):
     text = run.files["csv"].read_text()
-    rows = list(csv.reader(io.StringIO(text)))
+    comments = [line for line in text.splitlines() if line.startswith("#")]
+    assert comments[0].startswith("# protocol: sib_trial ") and "uniform plans: uniform" in comments[0]
+    assert json.loads(comments[1].split(": ", 1)[1])["name"] == "sib_trial"
+    rows = list(csv.reader(io.StringIO(text[sum(len(c) + 1 for c in comments):])))
     assert rows[0] == ["metric", "unit", *PLAN_ORDER, *(f"{p} status" for p in PLAN_ORDER)]
     doc = json.loads(run.files["json"].read_text())
     table = {r["metric"]: r for r in doc["table"]}

@@ -20,7 +20,7 @@ def inputs(tiny_plan_inputs):
 
 @pytest.fixture(scope="module")
 def plans(inputs):
-    settings = PlanSettings(n_bisections=N_BISECTIONS)
+    settings = PlanSettings(n_bisections=N_BISECTIONS, boost_policy="max")   # the cord binds (max policy)
     return {"uniform": make_plan(inputs, "uniform", settings), "sib": make_plan(inputs, "sib", settings)}
 
 
@@ -59,7 +59,8 @@ def test_sib_plan_meets_every_mandatory_limit_and_boosts_the_gtv(inputs, plans):
 
 
 def test_tightening_the_cord_limit_never_raises_the_boost(inputs, plans):
-    tight = make_plan(inputs, "sib", PlanSettings(n_bisections=N_BISECTIONS, cord_prv_limit_gy=18.0))
+    tight = make_plan(inputs, "sib", PlanSettings(n_bisections=N_BISECTIONS, cord_prv_limit_gy=18.0,
+                                                  boost_policy="max"))
     assert tight.feasible
     assert tight.metrics["SpinalCord_PRV02"]["D0.03cc"] <= 18.0
     assert tight.boost_goal_gy <= plans["sib"].boost_goal_gy

@@ -37,7 +37,7 @@ def inputs(tiny_plan_inputs):
 
 @pytest.fixture(scope="module")
 def max_plan(inputs):
-    return make_plan(inputs, "sib", PlanSettings(**FAST))
+    return make_plan(inputs, "sib", PlanSettings(boost_policy="max", **FAST))
 
 
 def _reevaluate(inputs, result):
@@ -76,15 +76,14 @@ def test_bad_policy_and_floor_rounds_are_spec_errors_naming_the_field():
         PlanSettings(boost_policy="highest")
     with pytest.raises(SpecError, match="floor_rounds"):
         PlanSettings(floor_rounds=-1)
-    assert PlanSettings().boost_policy == "max"
+    assert PlanSettings().boost_policy == "optimal_window"      # the trial's way of planning is the default
 
 
 def test_the_cli_exposes_the_boost_policy():
     parser = argparse.ArgumentParser()
     add_planning_arguments(parser, out_help="out")
-    assert parser.parse_args(["t10_body", "--out", "p.h5"]).boost_policy == "max"
-    assert parser.parse_args(["t10_body", "--out", "p.h5", "--boost-policy", "optimal_window"]).boost_policy \
-        == "optimal_window"
+    assert parser.parse_args(["t10_body", "--out", "p.h5"]).boost_policy == "optimal_window"
+    assert parser.parse_args(["t10_body", "--out", "p.h5", "--boost-policy", "max"]).boost_policy == "max"
     with pytest.raises(SystemExit):
         parser.parse_args(["t10_body", "--out", "p.h5", "--boost-policy", "highest"])
 
@@ -178,7 +177,7 @@ def test_the_standard_tiny_case_is_untouched_by_the_floor_logic(inputs, max_plan
 def test_a_gtv_inside_the_cord_prv_is_infeasible_naming_floor_and_cord(inputs):
     """50 PRV voxels in a 420-voxel GTV (11.9 %): more than the 10 % a D90% floor lets lie below 27 Gy."""
     epidural = _with_prv_voxels_in_gtv(inputs, 50)
-    result = make_plan(epidural, "sib", PlanSettings(**{**FAST, "n_bisections": 1}))
+    result = make_plan(epidural, "sib", PlanSettings(**{**FAST, "n_bisections": 1}, boost_policy="max"))
     ev = _reevaluate(epidural, result)
     assert not result.feasible and not ev.feasible
     assert ev.row("SpinalCord_PRV02", "D0.03cc").value <= CORD_PRV_LIMIT_GY       # never traded
@@ -196,7 +195,8 @@ def test_floor_rounds_never_trade_the_cord_limit(inputs):
     """9 PRV voxels in the GTV under a 15 Gy cord limit: GTV D98% >= 21 Gy is not proven unattainable, so the
     floor rounds run; they may not exceed the cord limit, and the floor is reported against it."""
     epidural = _with_prv_voxels_in_gtv(inputs, 9)
-    result = make_plan(epidural, "sib", PlanSettings(**{**FAST, "n_bisections": 1}, cord_prv_limit_gy=15.0))
+    result = make_plan(epidural, "sib", PlanSettings(**{**FAST, "n_bisections": 1}, cord_prv_limit_gy=15.0,
+                                                     boost_policy="max"))
     ev = _reevaluate(epidural, result)
     assert ev.row("SpinalCord_PRV02", "D0.03cc").value <= 15.0
     assert "floor round" in result.search_stop

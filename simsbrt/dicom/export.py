@@ -395,7 +395,8 @@ def arc_deliveries(arc_set, weights_mu: np.ndarray, columns: dict) -> list[ArcDe
 
 
 def rtplan_dataset(arcs: list[ArcDelivery], isocentre_mm, n_fractions: int, prescription_gy: float | None,
-                   ctx: ExportContext, label: str):
+                   ctx: ExportContext, label: str, prescription_label: str = "PTV_Eval D90%",
+                   protocol_text: str = ""):
     """RT Plan: one DYNAMIC 6 MV photon beam per arc (control points, meterset weights, jaws; no MLC)."""
     ds = _new_dataset(ctx, "RTPLAN", RT_PLAN_STORAGE, ctx.uids.uid("rtplan"), ctx.uids.uid("rtplan_series"), 3,
                       "simsbrt plan (fluence map; no leaf sequence)")
@@ -412,8 +413,10 @@ def rtplan_dataset(arcs: list[ArcDelivery], isocentre_mm, n_fractions: int, pres
     if prescription_gy is not None:
         ds.DoseReferenceSequence = _sequence([_item(
             DoseReferenceNumber=1, DoseReferenceUID=ctx.uids.uid("dose_reference"), DoseReferenceStructureType="SITE",
-            DoseReferenceDescription="PTV_Eval D90%", DoseReferenceType="TARGET",
+            DoseReferenceDescription=prescription_label[:64], DoseReferenceType="TARGET",
             TargetPrescriptionDose=ds_number(prescription_gy))])
+    if protocol_text:
+        ds.PrescriptionDescription = protocol_text[:1024]
     iso = _coords(isocentre_mm)
     beams, refs = [], []
     for b, arc in enumerate(arcs, start=1):
@@ -523,9 +526,15 @@ def export_plan(plan_path, out_dir, overwrite: bool = False,
     files, exported, empty = _write_ct_and_structures(phantom, ctx, out_dir, calibration)
     arcs = arc_deliveries(arc_set, plan.weights_mu, plan.beamlet_columns)
     iso = arc_set.isocentre_mm or structure_centroid_mm(phantom.grid, phantom.mask("PTV"))
-    n_fractions = load_protocol(PROTOCOL_OF_MODE[plan.mode]).n_fractions
+    protocol = plan.summary.get("protocol_definition") or load_protocol(PROTOCOL_OF_MODE[plan.mode]).to_dict()
+    n_fractions = protocol["n_fractions"]
     prescription_gy = plan.summary.get("prescription_gy")       # PTV_Eval D90% goal (escalated: reached)
-    rp = rtplan_dataset(arcs, iso, n_fractions, prescription_gy, ctx, label=f"{plan.mode}")
+    rx = protocol["prescription"]
+    rp = rtplan_dataset(arcs, iso, n_fractions, prescription_gy, ctx, label=f"{plan.mode}",
+                        prescription_label=f"{rx['structure']} {rx['metric']}",
+                        protocol_text=f"protocol {protocol['name']} ({protocol.get('origin', '')}): {rx['structure']} "
+                                      f"{rx['metric']} = {prescription_gy:g} Gy in {n_fractions} fractions; "
+                                      + protocol.get("description", ""))
     files["RTPLAN"] = [write_dataset(rp, out_dir / "RP.dcm")]
     rd, scaling = rtdose_dataset(phantom, plan.dose_gy, ctx)
     files["RTDOSE"] = [write_dataset(rd, out_dir / "RD.dcm")]

@@ -11,24 +11,19 @@ from simsbrt.protocols.loader import available_protocols, load_protocol
 
 
 def protocol_dict(name_or_path) -> dict:
-    protocol = load_protocol(name_or_path)
-    rx = protocol.prescription
-    return {
-        "name": protocol.name, "description": protocol.description, "source": protocol.source,
-        "n_fractions": protocol.n_fractions,
-        "prescription": {"structure": rx.structure, "metric": rx.metric.name, "dose_gy": rx.dose_gy},
-        "required_structures": list(protocol.required_structures),
-        "optional_structures": list(protocol.optional_structures),
-        "limits": [{"structure": lim.structure, "metric": lim.metric.name, "unit": lim.metric.unit,
-                    "optimal": lim.optimal.to_dict() if lim.optimal else None,
-                    "mandatory": lim.mandatory.to_dict() if lim.mandatory else None,
-                    "note": lim.note} for lim in protocol.limits],
-    }
+    return load_protocol(name_or_path).to_dict()
 
 
 def run_protocol_list(args) -> int:
+    rows = []
     for name in available_protocols():
-        print(name)
+        protocol = load_protocol(name)
+        rx = protocol.prescription
+        rows.append((name, f"{protocol.n_fractions} fx", f"{rx.structure} {rx.metric.name} = {rx.dose_gy:g} Gy",
+                     protocol.description))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    for row in rows:
+        print("  ".join([*(c.ljust(w) for c, w in zip(row, widths)), row[3]]))
     return 0
 
 
@@ -83,7 +78,7 @@ def register(sub) -> None:
     pl = psub.add_parser("list", help="built-in protocol names")
     pl.set_defaults(func=run_protocol_list)
     ps = psub.add_parser("show", help="a protocol's prescription and limits (validates a TOML file)")
-    ps.add_argument("protocol", help="built-in name (sib_trial, uniform) or a TOML path")
+    ps.add_argument("protocol", help="built-in name (see `simsbrt protocol list`) or a TOML path")
     ps.add_argument("--json", action="store_true", help="print one JSON object")
     ps.set_defaults(func=run_protocol_show)
 

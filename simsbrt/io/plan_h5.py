@@ -2,7 +2,7 @@
 
 Layout (schema_version 1):
   root attributes: schema_version (int), simsbrt_version, kind = "plan", mode, backend, device,
-                   feasible (bool), protocol_name, metrics_json, summary_json (the CLI's JSON
+                   feasible (bool), protocol_name, protocol_json (the full protocol), metrics_json, summary_json (the CLI's JSON
                    document), arcs_json (the arc set), settings_json (the plan settings)
   /phantom                 the phantom file layout (simsbrt.io.phantom_h5.write_phantom_group)
   /dose                    float32 Gy on the phantom grid, gzip
@@ -65,6 +65,7 @@ def write_plan(path, result, inputs, settings=None) -> Path:
                    device=result.device) as f:
         f.attrs["feasible"] = bool(result.feasible)
         f.attrs["protocol_name"] = result.protocol.name
+        f.attrs["protocol_json"] = json.dumps(result.protocol.to_dict())   # the full protocol the plan was judged by
         f.attrs["metrics_json"] = json.dumps(result.metrics)
         f.attrs["summary_json"] = json.dumps(summary)
         f.attrs["arcs_json"] = json.dumps(arc_set_to_doc(inputs.arc_set))

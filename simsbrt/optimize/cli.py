@@ -28,6 +28,18 @@ def load_phantom_source(source: str):
     return build_phantom(load_spec(source))
 
 
+def check_protocol(settings, phantom=None, modes=("sib",)) -> tuple[str, ...]:
+    """Fail fast on a protocol the modes cannot be planned under, or that does not fit the phantom (before the
+    influence matrix is computed); returns notes on optional structures the phantom lacks."""
+    from simsbrt.optimize.protocol_numbers import check_phantom, mode_protocol
+
+    for mode in modes:
+        mode_protocol(settings.protocol, mode)
+    if phantom is None:
+        return ()
+    return check_phantom(settings.protocol, phantom.structures, f"phantom {phantom.spec.name}")
+
+
 def run_plan(args) -> int:
     from simsbrt.geometry.arcs import default_arc_set, load_arc_set
     from simsbrt.io.plan_h5 import write_plan
@@ -36,10 +48,13 @@ def run_plan(args) -> int:
     if args.out.suffix not in (".h5", ".hdf5"):
         raise SpecError("out", f"the plan file needs a .h5 suffix, got {args.out}")
     settings = PlanSettings(cord_prv_limit_gy=args.cord_prv_limit_gy, n_bisections=args.search_steps,
-                            boost_policy=args.boost_policy)
+                            boost_policy=args.boost_policy, protocol=args.protocol)
+    check_protocol(settings, modes=(args.mode,))
     t0 = time.perf_counter()
     phantom = load_phantom_source(args.phantom)
     phantom_s = time.perf_counter() - t0
+    for note in check_protocol(settings, phantom, (args.mode,)):
+        _progress(note)
     arc_set = load_arc_set(args.arcs) if args.arcs else default_arc_set()
     _progress(f"influence matrix of {phantom.spec.name} ({phantom.grid.n_voxels} voxels) ...")
     inputs = prepare_plan_inputs(phantom, arc_set, args.backend)
@@ -83,6 +98,8 @@ def format_plan(summary: dict, result) -> str:
 
 def add_planning_arguments(p, out_help: str, limit_scope: str = "", phantom_optional: bool = False) -> None:
     """The arguments that `plan`, `compare` and `teach` share: phantom source, output, arcs, backend, limits."""
+    from simsbrt.optimize.plans import PlanSettings
+    from simsbrt.optimize.protocol_numbers import DEFAULT_PROTOCOL
     from simsbrt.optimize.sib import BOOST_POLICIES
 
     p.add_argument("phantom", help="SPEC.toml, a built-in phantom name, or PHANTOM.h5",
@@ -92,12 +109,15 @@ def add_planning_arguments(p, out_help: str, limit_scope: str = "", phantom_opti
     p.add_argument("--backend", choices=BACKENDS, default=None,
                    help="cpu | cuda | auto (default: $SIMSBRT_BACKEND, else auto)")
     p.add_argument("--cord-prv-limit-gy", type=float, default=None,
-                   help=f"SpinalCord_PRV02 D0.03cc limit{limit_scope} (default: the protocol's 25 Gy)")
+                   help=f"SpinalCord_PRV02 D0.03cc limit{limit_scope} (default: the protocol's; sib_trial: 25 Gy)")
     p.add_argument("--search-steps", type=int, default=5, help="bisection steps of the boost / escalation search")
-    p.add_argument("--boost-policy", choices=BOOST_POLICIES, default="max",
-                   help="SIB boost search: max = highest boost within every mandatory limit (default); "
-                        "optimal_window = highest boost that also keeps the protocol's optimal ceilings "
-                        "(sib_trial: GTV D2%% and PTV_Eval D2%% <= 48 Gy)")
+    p.add_argument("--boost-policy", choices=BOOST_POLICIES, default=PlanSettings().boost_policy,
+                   help="SIB boost search: optimal_window = highest boost that also keeps the protocol's optimal "
+                        "ceilings, as the trial planned (default; sib_trial: GTV D2%% and PTV_Eval D2%% <= 48 Gy); "
+                        "max = highest boost within every mandatory limit")
+    p.add_argument("--protocol", default=DEFAULT_PROTOCOL, metavar="NAME|FILE",
+                   help="dose protocol: a built-in name (`simsbrt protocol list`) or a TOML file; every planning "
+                        "number comes from it; the uniform plans use its comparator (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 

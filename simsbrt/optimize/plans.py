@@ -20,10 +20,10 @@ own penalties never decide feasibility.
   higher goal). Intermediate search steps run at search_solver_options (looser, warm-started);
   the chosen plan is then re-optimised at solver_options (full accuracy) from its own weights and
   kept only if it is still acceptable (otherwise the search's plan stays).
-  Boost policy (PlanSettings.boost_policy): "max" (default) is the rule above. "optimal_window"
-  makes a search step acceptable only if, besides those mandatory limits, every optimal *ceiling*
-  of the protocol holds (each limit's optimal max, read from the protocol; sib_trial: GTV D2% <= 48
-  Gy and PTV_Eval D2% <= 48 Gy; the prescription row is met by normalisation and left out), with
+  Boost policy (PlanSettings.boost_policy): "max" is the rule above. "optimal_window" (the default,
+  how the trial planned) makes a search step acceptable only if, besides those mandatory limits,
+  every optimal *ceiling* of the protocol holds (each limit's optimal max, read from the protocol;
+  sib_trial: GTV D2% <= 48 Gy and PTV_Eval D2% <= 48 Gy; the prescription row is met by normalisation and left out), with
   the evaluation's BOUNDARY_TOLERANCE. So it returns the highest boost whose plan stays inside the
   optimal hot-spot window (the same search, polish and optimal-range rule, all under this test).
   Optimal floors (e.g. GTV D50% >= 42 Gy) are not required. If even the range bottom breaks a
@@ -58,15 +58,18 @@ from simsbrt.evaluate.protocol import BOUNDARY_TOLERANCE, OPTIMAL, VIOLATED
 from simsbrt.evaluate.dvh import to_host
 from simsbrt.optimize.objectives import SquaredUnderdose
 from simsbrt.optimize.problem import BOOST, CORD_PRV, THECAL_SAC, FluenceProblem, PlanGoals
+from simsbrt.optimize.protocol_numbers import (DEFAULT_PROTOCOL, ORGAN_MARGIN_GY, PlanningNumbers, as_protocol,
+                                               mode_protocol, planning_numbers)
 from simsbrt.optimize.sib import (FloorConflict, SearchStep, bracket_search, capping_limits, ceiling_violations,
                                   check_boost_policy, floor_conflicts, optimal_ceilings)
 from simsbrt.optimize.solvers import SOLVERS, SolverOptions
-from simsbrt.protocols.loader import Prescription, Protocol, Range, load_protocol
+from simsbrt.protocols.loader import Prescription, Protocol, Range
 
 log = logging.getLogger(__name__)
 
 MODES = ("uniform", "sib", "uniform_escalated")
-PROTOCOL_OF_MODE = {"uniform": "uniform", "sib": "sib_trial", "uniform_escalated": "uniform"}
+PROTOCOL_OF_MODE = {"uniform": "uniform", "sib": "sib_trial", "uniform_escalated": "uniform"}  # of the default
+# protocol only; a plan's protocol is protocol_for(mode, settings) (its settings.protocol and comparator)
 ORGAN_STRUCTURES = (CORD_PRV, THECAL_SAC)
 REPORTED_METRICS = {
     "GTV": ("D50%", "D98%", "D2%", "D90%"),
@@ -78,13 +81,15 @@ REPORTED_METRICS = {
 
 @dataclass(frozen=True)
 class PlanSettings:
-    """How a plan is searched for. Limits None = the protocol's own (cord PRV 25 Gy, sac 30 Gy)."""
+    """How a plan is searched for. protocol: a built-in name, a TOML path or a Protocol (every planning number
+    comes from it: simsbrt.optimize.protocol_numbers). Limits None = the protocol's own (sib_trial: cord PRV
+    25 Gy, sac 30 Gy); a range end None = the protocol's (sib_trial: boost 30-51 Gy, escalation 30-48 Gy)."""
 
     cord_prv_limit_gy: float | None = None
     thecal_sac_limit_gy: float | None = None
-    organ_margin_gy: float = 1.0            # optimiser aims at limit - margin (verdict is on the evaluated dose)
-    boost_range_gy: tuple[float, float] = (30.0, 51.0)
-    escalation_range_gy: tuple[float, float] = (30.0, 48.0)
+    organ_margin_gy: float = ORGAN_MARGIN_GY   # optimiser aims at limit - margin (verdict is on the evaluated dose)
+    boost_range_gy: tuple[float | None, float | None] = (None, None)
+    escalation_range_gy: tuple[float | None, float | None] = (None, None)
     n_bisections: int = 5
     organ_rounds: int = 2                   # extra rounds with 5x organ weight when an organ limit fails
     solver: str = "projected_lbfgs"
@@ -93,8 +98,9 @@ class PlanSettings:
     optimal_preference_gy: float = 0.5
     polish: bool = True
     goals: PlanGoals = PlanGoals()
-    boost_policy: str = "max"               # SIB: "max" or "optimal_window" (module docstring)
+    boost_policy: str = "optimal_window"    # SIB: "optimal_window" (the trial's way) or "max" (module docstring)
     floor_rounds: int = 2                   # SIB: extra rounds with a GTV-floor objective when a GTV floor fails
+    protocol: Any = DEFAULT_PROTOCOL        # name, TOML path or Protocol (see the docstring)
 
     def __post_init__(self):
         for name in ("cord_prv_limit_gy", "thecal_sac_limit_gy"):
@@ -104,9 +110,11 @@ class PlanSettings:
         if not (np.isfinite(self.organ_margin_gy) and self.organ_margin_gy >= 0):
             raise SpecError("organ_margin_gy", f"must be >= 0 Gy, got {self.organ_margin_gy}")
         for name in ("boost_range_gy", "escalation_range_gy"):
-            lo, hi = getattr(self, name)
-            if not (np.isfinite(lo) and np.isfinite(hi) and 0 < lo <= hi):
-                raise SpecError(name, f"needs 0 < low <= high, got ({lo}, {hi})")
+            ends = getattr(self, name)
+            given = [v for v in ends if v is not None]
+            if (len(ends) != 2 or not all(np.isfinite(v) and v > 0 for v in given)
+                    or (len(given) == 2 and ends[0] > ends[1])):
+                raise SpecError(name, f"needs 0 < low <= high (None = the protocol's), got {tuple(ends)}")
         if self.solver not in SOLVERS:
             raise SpecError("solver", f"unknown solver {self.solver!r}; choose one of {', '.join(SOLVERS)}")
         if not (np.isfinite(self.optimal_preference_gy) and self.optimal_preference_gy >= 0):
@@ -170,6 +178,7 @@ class PlanResult:
             "backend": self.backend,
             "device": self.device,
             "protocol_name": self.protocol.name,
+            "protocol_definition": self.protocol.to_dict(),    # the protocol in force (organ overrides applied)
             "metrics": self.metrics,
             "protocol": [{"structure": r.structure, "metric": r.metric, "value": r.value, "status": r.status}
                          for r in self.evaluation.rows],
@@ -229,11 +238,17 @@ def protocol_for(mode: str, settings: PlanSettings, prescription_gy: float | Non
     """The protocol of a mode with the settings' organ limits (and, escalated, the prescription moved)."""
     if mode not in MODES:
         raise SpecError("mode", f"unknown plan mode {mode!r}; choose one of {', '.join(MODES)}")
-    protocol = load_protocol(PROTOCOL_OF_MODE[mode])
+    protocol = mode_protocol(settings.protocol, mode)
     protocol = with_organ_limits(protocol, settings.cord_prv_limit_gy, settings.thecal_sac_limit_gy)
     if mode == "uniform_escalated" and prescription_gy is not None:
         protocol = escalated_protocol(protocol, prescription_gy)
     return protocol
+
+
+def plan_numbers(settings: PlanSettings) -> PlanningNumbers:
+    """The planning numbers of the settings' protocol with their organ limits and range overrides."""
+    base = with_organ_limits(as_protocol(settings.protocol), settings.cord_prv_limit_gy, settings.thecal_sac_limit_gy)
+    return planning_numbers(base, settings.organ_margin_gy, settings.boost_range_gy, settings.escalation_range_gy)
 
 
 def with_organ_limits(protocol: Protocol, cord_prv_limit_gy: float | None,
@@ -251,18 +266,26 @@ def with_organ_limits(protocol: Protocol, cord_prv_limit_gy: float | None,
 
 
 def escalated_protocol(protocol: Protocol, prescription_gy: float) -> Protocol:
-    """Uniform protocol with the prescription moved to p: D90% window p +- 1 %, homogeneity goal
-    D2% <= 1.2 p (capped at the mandatory ceiling); every absolute limit unchanged."""
+    """Uniform protocol with the prescription moved to p: the prescription row's window and the D2% homogeneity
+    goal scaled by p / prescription (uniform: D90% p +- 1 %, D2% <= 1.2 p), the goal capped at the mandatory
+    ceiling; every absolute limit unchanged."""
     p = float(prescription_gy)
     rx = protocol.prescription
+    scale = p / rx.dose_gy
+
+    def scaled(rng):
+        return Range(*(None if v is None else v * scale for v in (rng.min_value, rng.max_value)), rng.unit)
+
     limits = []
     for limit in protocol.limits:
         if limit.structure == rx.structure and limit.metric.name == rx.metric.name:
-            limit = replace(limit, optimal=Range(p, p, "Gy"), mandatory=Range(0.99 * p, 1.01 * p, "Gy"),
-                            note=f"escalated prescription {p:.2f} Gy +- 1 %")
-        elif limit.structure == rx.structure and limit.metric.name == "D2%" and limit.optimal is not None:
+            limit = replace(limit, optimal=Range(p, p, "Gy"), mandatory=scaled(limit.mandatory),
+                            note=f"escalated prescription {p:.2f} Gy ({limit.note})")
+        elif (limit.structure == rx.structure and limit.metric.name == "D2%" and limit.optimal is not None
+              and limit.optimal.max_value is not None):
             ceiling = limit.mandatory.max_value if limit.mandatory else None
-            hot = 1.2 * p if ceiling is None else min(1.2 * p, ceiling)
+            hot = limit.optimal.max_value * scale
+            hot = hot if ceiling is None else min(hot, ceiling)
             limit = replace(limit, optimal=Range(None, hot, "Gy"))
         limits.append(limit)
     return replace(protocol, name=f"{protocol.name}_escalated", prescription=Prescription(rx.structure, rx.metric, p),
@@ -284,13 +307,8 @@ class _Planner:
         self.problem = FluenceProblem.build(inputs.influence, self.masks, xp=xp)
         self.timings = {"problem_s": time.perf_counter() - t0, "optimise_s": 0.0, "evaluate_s": 0.0}
         self.n_iterations = 0
-        base = load_protocol("sib_trial")
-        margin = settings.organ_margin_gy
-        cord, sac = settings.cord_prv_limit_gy, settings.thecal_sac_limit_gy
-        cord = base.max_dose_limit_gy(CORD_PRV) if cord is None else cord
-        sac = base.max_dose_limit_gy(THECAL_SAC) if sac is None else sac
-        self.goals = settings.goals.with_(cord_prv_aim_gy=max(cord - margin, 0.0),
-                                          thecal_sac_aim_gy=max(sac - margin, 0.0))
+        self.numbers = plan_numbers(settings)
+        self.goals = settings.goals.with_(**self.numbers.goal_values())
 
     def candidate(self, goals: PlanGoals, protocol: Protocol, warm: Candidate | None, ignore: Callable,
                   options: SolverOptions | None = None, extra_objectives: tuple = ()) -> Candidate:
@@ -486,7 +504,7 @@ def _sib_blocking(protocol: Protocol, policy: str) -> Callable:
 def _plan_sib(planner: _Planner, settings: PlanSettings, progress) -> _SibPlan:
     """The boost search under settings.boost_policy, the final polish, then the GTV-floor rounds."""
     protocol = protocol_for("sib", settings)
-    lo, hi = settings.boost_range_gy
+    lo, hi = planner.numbers.boost_range_gy
     blocking = _sib_blocking(protocol, settings.boost_policy)
 
     def acceptable(c):
@@ -609,7 +627,7 @@ def make_plan(inputs: PlanInputs, mode: str, settings: PlanSettings = PlanSettin
         binding, search_stop, conflicts = sib.binding, sib.search_stop, sib.conflicts
         reached_rx = protocol.prescription.dose_gy
     else:  # uniform_escalated
-        lo, hi = settings.escalation_range_gy
+        lo, hi = planner.numbers.escalation_range_gy
         protocols = {}
 
         def escalated(p):
@@ -637,13 +655,14 @@ def make_plan(inputs: PlanInputs, mode: str, settings: PlanSettings = PlanSettin
     metrics = plan_metrics(dose32, masks, inputs.phantom.grid.voxel_volume_cc)
     timings = {**inputs.timings_s, **planner.timings, "plan_s": time.perf_counter() - t_start}
     cord_limit = settings.cord_prv_limit_gy
-    cord_limit = protocol.max_dose_limit_gy(CORD_PRV) if cord_limit is None else cord_limit
+    cord_limit = dict(planner.numbers.organ_limits_gy).get(CORD_PRV) if cord_limit is None else cord_limit
     log.info("plan %s: feasible=%s, %d iterations", mode, evaluation.feasible, planner.n_iterations)
     # a GTV floor against an organ limit is named in that order (floor first), the rest organ limits first
     binding = tuple(binding) if conflicts else _binding_first(binding or evaluation.violated_limits)
     return PlanResult(mode, protocol, cand.weights, dose32, evaluation, metrics,
                       bool(evaluation.feasible), binding, boost_goal,
-                      float(reached_rx), float(cord_limit), tuple(steps), planner.n_iterations,
+                      float(reached_rx), None if cord_limit is None else float(cord_limit), tuple(steps),
+                      planner.n_iterations,
                       inputs.backend.name, inputs.backend.device, timings, search_stop,
                       float(cand.goal_gy) if cand is not None else None,
                       settings.boost_policy if mode == "sib" else None, tuple(conflicts))

@@ -21,6 +21,7 @@ import scipy.sparse as sp
 from simsbrt.errors import SpecError, nonnegative_number
 from simsbrt.optimize.columns import ColumnMap, merged_rows
 from simsbrt.optimize.objectives import FluenceObjective, Smoothness, SquaredOverdose, SquaredUnderdose
+from simsbrt.optimize.protocol_numbers import default_goal_values
 from simsbrt.optimize.solvers import SolverOptions, SolverResult, minimize_nonnegative
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,9 @@ class ObjectiveWeights:
             nonnegative_number(f"weights.{name}", value)
 
 
+_PROTOCOL_GOALS = default_goal_values()   # defaults from the default protocol (sib_trial); plans set their own
+
+
 @dataclass(frozen=True)
 class PlanGoals:
     """What one optimisation aims at (Gy).
@@ -60,21 +64,23 @@ class PlanGoals:
     boost_gy: GTV goal (SIB); None = no boost (uniform plans).
     homogeneity_frac: PTV_Eval (outside the GTV when boosting) overdose aim = prescription * this.
     boost_hot_margin_gy: GTV overdose aim = boost + this, capped at hot_spot_aim_gy.
-    hot_spot_aim_gy: ceiling aimed at in the targets: the optimal D2% ceiling (48 Gy). Boost goals above
-        it (the search runs up to the 51 Gy mandatory ceiling) push the GTV underdose term against this
-        overdose aim: the GTV dose rises while staying as homogeneous as the plan allows, until the
-        evaluated D2% <= 51 Gy (or another limit) fails.
+    hot_spot_aim_gy: ceiling aimed at in the targets: the protocol's optimal D2% ceiling (sib_trial: 48 Gy).
+        Boost goals above it (the search runs up to the mandatory ceiling, sib_trial: 51 Gy) push the GTV
+        underdose term against this overdose aim: the GTV dose rises while staying as homogeneous as the
+        plan allows, until the evaluated mandatory D2% ceiling (or another limit) fails.
     cord_prv_aim_gy / thecal_sac_aim_gy: organ maximum-dose aims (limit minus a safety margin).
+    The dose defaults are the default protocol's (simsbrt.optimize.protocol_numbers); a plan takes them
+    from its own protocol.
     ring_aim_frac: normal-tissue ring overdose aim as a fraction of the prescription.
     """
 
-    prescription_gy: float = 30.0
+    prescription_gy: float = _PROTOCOL_GOALS["prescription_gy"]
     boost_gy: float | None = None
     homogeneity_frac: float = 1.08
     boost_hot_margin_gy: float = 2.0
-    hot_spot_aim_gy: float = 48.0
-    cord_prv_aim_gy: float = 24.0
-    thecal_sac_aim_gy: float = 29.0
+    hot_spot_aim_gy: float = _PROTOCOL_GOALS["hot_spot_aim_gy"]
+    cord_prv_aim_gy: float = _PROTOCOL_GOALS["cord_prv_aim_gy"]
+    thecal_sac_aim_gy: float = _PROTOCOL_GOALS["thecal_sac_aim_gy"]
     ring_aim_frac: float = 0.6
     weights: ObjectiveWeights = ObjectiveWeights()
 

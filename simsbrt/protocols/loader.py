@@ -9,6 +9,8 @@ File layout (see sib_trial.toml)::
     n_fractions = 5
     required_structures = ["PTV_Eval", "GTV"]          # missing/empty -> plan not feasible
     optional_structures = ["SpinalCord_PRV02", "ThecalSac"]  # may be absent at a level
+    comparator = "uniform"            # optional: the uniform protocol its SIB plan is compared with
+                                      # (built-in name, or a TOML path relative to this file)
 
     [prescription]
     structure = "PTV_Eval"
@@ -30,7 +32,7 @@ structure not listed in the protocol, and duplicate (structure, metric) pairs ar
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
@@ -43,7 +45,8 @@ KNOWN_STRUCTURES = (
     "GTV", "CTV", "PTV", "PTV_Eval", "Lungs",
 )
 
-_PROTOCOL_KEYS = {"name", "description", "source", "n_fractions", "required_structures", "optional_structures"}
+_PROTOCOL_KEYS = {"name", "description", "source", "n_fractions", "required_structures", "optional_structures",
+                  "comparator"}
 _PRESCRIPTION_KEYS = {"structure", "metric", "dose_gy"}
 _LIMIT_KEYS = {"structure", "metric", "unit", "optimal", "mandatory", "note"}
 _RANGE_KEYS = {"min", "max"}
@@ -122,10 +125,27 @@ class Protocol:
     required_structures: tuple[str, ...]
     optional_structures: tuple[str, ...]
     limits: tuple[Limit, ...]
+    comparator: str = ""        # the uniform protocol this (SIB) protocol is compared with; "" = none
+    origin: str = field(default="", compare=False)   # where it was read from (built-in file or path)
 
     @property
     def structures(self) -> tuple[str, ...]:
         return self.required_structures + self.optional_structures
+
+    def to_dict(self) -> dict:
+        """The protocol as JSON-able data (what `simsbrt protocol show --json` prints and results record)."""
+        rx = self.prescription
+        return {
+            "name": self.name, "description": self.description, "source": self.source,
+            "n_fractions": self.n_fractions, "origin": self.origin, "comparator": self.comparator,
+            "prescription": {"structure": rx.structure, "metric": rx.metric.name, "dose_gy": rx.dose_gy},
+            "required_structures": list(self.required_structures),
+            "optional_structures": list(self.optional_structures),
+            "limits": [{"structure": lim.structure, "metric": lim.metric.name, "unit": lim.metric.unit,
+                        "optimal": lim.optimal.to_dict() if lim.optimal else None,
+                        "mandatory": lim.mandatory.to_dict() if lim.mandatory else None,
+                        "note": lim.note} for lim in self.limits],
+        }
 
     def max_dose_limit_gy(self, structure: str) -> float:
         """The mandatory maximum (e.g. D0.03cc <= 25 Gy) of an organ; SpecError naming it if there is none."""
@@ -148,19 +168,52 @@ def load_protocol(name_or_path) -> Protocol:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError("toml", f"not valid TOML: {exc}", source) from None
-    return parse_protocol(data, source)
+    protocol = parse_protocol(data, source)
+    return replace(protocol, origin=source, comparator=_comparator_ref(protocol.comparator, source))
+
+
+def _comparator_ref(ref: str, source: str) -> str:
+    """A comparator given as a file path is read relative to the protocol file that names it."""
+    if not ref or _is_builtin(ref) or Path(ref).is_absolute() or source.startswith("simsbrt/protocols/"):
+        return ref
+    return str(Path(source).parent / ref)
+
+
+def _is_builtin(name: str) -> bool:
+    return ("/" not in name and not name.endswith(".toml")
+            and resources.files("simsbrt.protocols").joinpath(f"{name}.toml").is_file())
 
 
 def _read_protocol_text(name_or_path) -> tuple[str, str]:
     text_name = str(name_or_path)
-    builtin = resources.files("simsbrt.protocols").joinpath(f"{text_name}.toml")
-    if "/" not in text_name and not text_name.endswith(".toml") and builtin.is_file():
+    if _is_builtin(text_name):
+        builtin = resources.files("simsbrt.protocols").joinpath(f"{text_name}.toml")
         return builtin.read_text(), f"simsbrt/protocols/{text_name}.toml"
     path = Path(name_or_path)
     if not path.is_file():
         raise SpecError("protocol", f"no built-in protocol or file named {text_name!r}; "
                                     f"built-in: {', '.join(available_protocols())}")
     return path.read_text(), str(path)
+
+
+def protocol_from_dict(doc: dict, source: str = "recorded protocol") -> Protocol:
+    """A Protocol back from Protocol.to_dict() (as recorded in PLAN.h5 and comparison.json), validated again."""
+    def bounds(rng):
+        return None if rng is None else {k: rng[k] for k in ("min", "max") if rng.get(k) is not None}
+
+    try:
+        head = {k: doc[k] for k in ("name", "description", "source", "n_fractions", "required_structures",
+                                    "optional_structures")}
+        if doc.get("comparator"):
+            head["comparator"] = doc["comparator"]
+        limits = [{k: v for k, v in (("structure", lim["structure"]), ("metric", lim["metric"]),
+                                     ("unit", lim["unit"]), ("optimal", bounds(lim["optimal"])),
+                                     ("mandatory", bounds(lim["mandatory"])), ("note", lim["note"])) if v is not None}
+                  for lim in doc["limits"]]
+        data = {"protocol": head, "prescription": dict(doc["prescription"]), "limit": limits}
+    except (KeyError, TypeError) as exc:
+        raise SpecError("protocol", f"not a recorded protocol ({exc})", source) from None
+    return replace(parse_protocol(data, source), origin=str(doc.get("origin", "")))
 
 
 def parse_protocol(data: dict, source: str | None = None) -> Protocol:
@@ -188,6 +241,7 @@ def parse_protocol(data: dict, source: str | None = None) -> Protocol:
         required_structures=required,
         optional_structures=optional,
         limits=limits,
+        comparator=_optional_string(head, "comparator", "protocol.", source),
     )
 
 
@@ -209,6 +263,10 @@ def _string(table: dict, key: str, prefix: str, source) -> str:
     if not isinstance(value, str) or not value:
         raise SpecError(f"{prefix}{key}", "needs a non-empty string", source)
     return value
+
+
+def _optional_string(table: dict, key: str, prefix: str, source) -> str:
+    return _string(table, key, prefix, source) if key in table else ""
 
 
 def _n_fractions(head: dict, source) -> int:

@@ -276,10 +276,13 @@ def csv_header(plans) -> list[str]:
     return ["metric", "unit", *plans, *(f"{p} status" for p in plans)]
 
 
-def table_to_csv(table: ComparisonTable) -> str:
+def table_to_csv(table: ComparisonTable, comments=()) -> str:
     """CSV text: one row per metric; columns metric, unit, one value column per plan (in the row's unit;
-    em dash where missing, full float precision otherwise), then one status column per plan."""
+    em dash where missing, full float precision otherwise), then one status column per plan.
+    comments: lines written first, each after "# " (e.g. the protocol); read_table_csv skips them."""
     buf = io.StringIO()
+    for line in comments:
+        buf.write(f"# {line}\n")
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(csv_header(table.plans))
     for r in table.rows:
@@ -289,13 +292,14 @@ def table_to_csv(table: ComparisonTable) -> str:
     return buf.getvalue()
 
 
-def write_table_csv(path, table: ComparisonTable) -> None:
-    write_text_atomic(path, table_to_csv(table))
+def write_table_csv(path, table: ComparisonTable, comments=()) -> None:
+    write_text_atomic(path, table_to_csv(table, comments))
 
 
 def read_table_csv(text: str) -> dict:
     """Parse comparison.csv back: {metric: {"unit": u, "values": {plan: float | None}, "status": {...}}}."""
-    reader = csv.reader(io.StringIO(text))
+    reader = csv.reader(io.StringIO("".join(line for line in text.splitlines(keepends=True)
+                                            if not line.startswith("#"))))
     header = next(reader)
     if header[:2] != ["metric", "unit"]:
         raise SpecError("comparison.csv", f"unexpected header {header}")

@@ -6,14 +6,17 @@ of its resolved inputs (every parameter, defaults included, and the modes), so i
 on whether a value came from [fixed], a default or an axis, nor on the point's position: the same
 run in an edited sweep keeps its id; a changed input gives a new id.
 
-Fractionation (protocol.n_fractions, default 5 = the trial's). The protocols state physical doses
-for 5 fractions (simsbrt/protocols/*.toml). A different fraction number keeps the physical
-prescription (PTV_Eval D90% = 30 Gy) and the target limits of Table 1 as stated, and changes
+Protocol (protocol.name: a built-in protocol or a TOML file, relative to the sweep file; default
+sib_trial): every run plans under it (its comparator for the uniform plans); its content is part of
+the run id, so an edited protocol file gives new runs.
+Fractionation (protocol.n_fractions, default: the protocol's, 5 for sib_trial). A protocol states
+physical doses for its own fractions (simsbrt/protocols/*.toml). A different fraction number keeps the
+physical prescription and the target limits as stated, and changes
   - the GTV BED / EQD2 (alpha/beta 6) and TCP columns (simsbrt.report.compare.radiobiology_metrics
     with n fractions: the same physical dose in n fractions), and
   - with protocol.isoeffective_organ_limits = true (the default), the cord PRV and thecal-sac
-    D0.03cc limits used for planning and judging: the 5-fraction limits (the protocol's, or
-    plan.cord_prv_limit_gy / plan.thecal_sac_limit_gy when set) converted to n fractions at
+    D0.03cc limits used for planning and judging: the protocol's limits (or plan.cord_prv_limit_gy /
+    plan.thecal_sac_limit_gy when set) converted from its fractions to n fractions at
     alpha/beta 2 Gy (facts 4.2: the HyTEC cord limits are iso-effective at BED2 about 89 Gy;
     facts 5.1 for the conversion). 25 Gy / 5 fx becomes 12.27 Gy in 1 fraction.
 """
@@ -34,7 +37,6 @@ from simsbrt.sweep.spec import (
     GAP_PATH,
     PLAN_ALIASES,
     PROTOCOL_DEFAULTS,
-    PROTOCOL_FRACTIONS,
     SweepSpec,
     coerce_value,
     dataclass_leaves,
@@ -264,15 +266,40 @@ def resolve_point(spec: SweepSpec, base_doc: dict, base_arcs, index: int, values
     arcs_doc = _arcs_doc(base_arcs, by_section["arcs"], where)
     plan_overrides = _plan_overrides(by_section["plan"], where)
     protocol = {**PROTOCOL_DEFAULTS, **by_section["protocol"]}
+    protocol["protocol.name"], content = _protocol_ref(protocol["protocol.name"], spec, where)
+    if "protocol.n_fractions" not in by_section["protocol"]:
+        protocol["protocol.n_fractions"] = content["n_fractions"]
+    plan_overrides = tuple(sorted(plan_overrides + (("plan.protocol", protocol["protocol.name"]),)))
     n_fractions = protocol["protocol.n_fractions"]
     if n_fractions < 1:
         raise SpecError("protocol.n_fractions", f"must be >= 1, got {n_fractions}", where)
     influence_doc = _influence_doc(by_section["influence"], where)
     inputs = input_columns(phantom_doc, gap, arcs_doc, plan_settings(plan_overrides), protocol, influence_doc)
-    run_id = short_hash({"inputs": inputs, "modes": list(spec.modes)})
+    run_id = short_hash({"inputs": inputs, "modes": list(spec.modes), "protocol": content})
     return RunPoint(run_id, index, tuple(values), inputs, phantom_doc, gap, arcs_doc, plan_overrides,
                     int(n_fractions), bool(protocol["protocol.isoeffective_organ_limits"]), influence_doc,
                     tuple(spec.modes))
+
+
+def _protocol_ref(ref: str, spec: SweepSpec, where: str) -> tuple[str, dict]:
+    """(built-in name or absolute file path, the protocol's content) of protocol.name, checked against the
+    sweep's modes (a file path is read relative to the sweep file)."""
+    from pathlib import Path
+
+    from simsbrt.optimize.protocol_numbers import mode_protocol
+    from simsbrt.protocols.loader import available_protocols
+
+    if ref not in available_protocols():
+        path = Path(ref)
+        if not path.is_absolute() and spec.source != "<sweep>":
+            path = Path(spec.source).parent / path
+        ref = str(path.resolve())
+    try:
+        for mode in spec.modes:
+            mode_protocol(ref, mode)
+        return ref, mode_protocol(ref, "sib" if "sib" in spec.modes else spec.modes[0]).to_dict()
+    except SpecError as exc:
+        raise SpecError(f"protocol.name ({exc.field})", exc.problem, where) from None
 
 
 def input_columns(phantom_doc: dict, gap, arcs_doc: dict, settings, protocol: dict, influence_doc: dict) -> dict:
@@ -288,7 +315,7 @@ def input_columns(phantom_doc: dict, gap, arcs_doc: dict, settings, protocol: di
         out[f"arcs.{key}"] = values[0] if all(v == values[0] for v in values) else values
     for key in ("isocentre_mm", "beamlet_size_mm", "beamlet_margin_mm"):
         out[f"arcs.{key}"] = arcs_doc[key]
-    out.update({k: plain(v) for k, v in dataclass_leaves(settings, "plan").items()})
+    out.update({k: plain(v) for k, v in dataclass_leaves(settings, "plan").items() if k != "plan.protocol"})
     out.update(protocol)
     out.update({f"influence.{k}": v for k, v in influence_doc.items()})
     return out
@@ -314,13 +341,18 @@ def expand_points(spec: SweepSpec) -> list[RunPoint]:
 def organ_limits_for_fractions(settings, n_fractions: int, isoeffective: bool):
     """PlanSettings whose cord PRV / thecal-sac limits are converted from 5 to n fractions at alpha/beta 2
     (facts 4.2, 5.1) when isoeffective and n != 5; otherwise the settings unchanged."""
-    if not isoeffective or n_fractions == PROTOCOL_FRACTIONS:
+    from simsbrt.optimize.plans import plan_numbers
+
+    numbers = plan_numbers(settings)                   # the protocol's limits in force (or the settings')
+    if not isoeffective or n_fractions == numbers.n_fractions:
         return settings
     from simsbrt.evaluate.radiobiology import isoeffective_total_gy
-    from simsbrt.optimize.plans import protocol_for
     from simsbrt.report.compare import CORD_PRV, THECAL_SAC
 
-    protocol = protocol_for("sib", settings)          # the 5-fraction limits in force (settings or Table 1)
-    cord, sac = protocol.max_dose_limit_gy(CORD_PRV), protocol.max_dose_limit_gy(THECAL_SAC)
-    convert = lambda gy: float(isoeffective_total_gy(gy, PROTOCOL_FRACTIONS, ORGAN_ALPHA_BETA_GY, n_fractions))  # noqa: E731
-    return dataclasses.replace(settings, cord_prv_limit_gy=convert(cord), thecal_sac_limit_gy=convert(sac))
+    limits = dict(numbers.organ_limits_gy)
+
+    def convert(gy):
+        return None if gy is None else float(isoeffective_total_gy(gy, numbers.n_fractions, ORGAN_ALPHA_BETA_GY,
+                                                                   n_fractions))
+    return dataclasses.replace(settings, cord_prv_limit_gy=convert(limits.get(CORD_PRV)),
+                               thecal_sac_limit_gy=convert(limits.get(THECAL_SAC)))

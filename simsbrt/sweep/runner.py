@@ -109,10 +109,11 @@ def _finite(value):
 def _mode_rows(inputs, point: RunPoint, settings) -> list[dict]:
     """Plan every mode on shared inputs; one dict per mode with every comparison metric."""
     from simsbrt.optimize.plans import make_plan, protocol_for
+    from simsbrt.optimize.protocol_numbers import as_protocol, is_boost_protocol
     from simsbrt.report import compare
 
     masks, voxel_cc = inputs.phantom.structures, inputs.phantom.grid.voxel_volume_cc
-    trial = protocol_for("sib", settings)
+    trial = protocol_for("sib" if is_boost_protocol(as_protocol(settings.protocol)) else "uniform", settings)
     per_plan, results, plan_s = {}, {}, {}
     for mode in point.modes:
         t0 = time.perf_counter()
@@ -125,7 +126,7 @@ def _mode_rows(inputs, point: RunPoint, settings) -> list[dict]:
     rows = []
     for mode in point.modes:
         r = results[mode]
-        row = {"mode": mode}
+        row = {"mode": mode, "protocol_name": r.protocol.name}
         for metric in table.rows:
             column = res.metric_column(metric.key)
             row[column] = _finite(metric.values.get(mode))

@@ -25,8 +25,9 @@ Parameter paths are dotted (quoted, or written as TOML dotted keys): ``phantom.<
 (simsbrt.sweep.derived), ``arcs.<ArcSet / ArcSpec field>`` (an ArcSpec field applies to every arc)
 and ``arcs.n_arcs``, ``plan.<PlanSettings field>`` (nested: plan.solver_options.max_iter) with the
 aliases plan.boost_max_gy (top of boost_range_gy), plan.escalation_max_gy and plan.search_steps
-(n_bisections), ``protocol.n_fractions`` / ``protocol.isoeffective_organ_limits`` (see
-simsbrt.sweep.points) and ``influence.<InfluenceOptions field>``, influence.body_margin_mm,
+(n_bisections), ``protocol.name`` (a built-in protocol or a protocol TOML file relative to the sweep
+file; default sib_trial), ``protocol.n_fractions`` (default: the protocol's) /
+``protocol.isoeffective_organ_limits`` (see simsbrt.sweep.points) and ``influence.<InfluenceOptions field>``, influence.body_margin_mm,
 influence.structure_margin_mm. The valid paths are read from the dataclasses themselves, so new
 planner options become sweepable without a change here.
 """
@@ -41,14 +42,16 @@ from pathlib import Path
 from typing import Any
 
 from simsbrt.errors import SpecError
+from simsbrt.optimize.protocol_numbers import DEFAULT_PROTOCOL
 
 TOP_KEYS = ("name", "description", "phantom", "arcs", "modes", "seed", "fixed", "grid", "zip", "sample")
 DISTRIBUTIONS = ("uniform", "loguniform", "integers", "choice")
 GAP_PATH = "phantom.gtv_cord_gap_mm"
 PLAN_ALIASES = {"plan.search_steps": "plan.n_bisections", "plan.boost_max_gy": "plan.boost_range_gy[1]",
                 "plan.escalation_max_gy": "plan.escalation_range_gy[1]"}
-PROTOCOL_FRACTIONS = 5         # the protocols' doses are per 5 fractions (sib_trial.toml, uniform.toml)
-PROTOCOL_DEFAULTS = {"protocol.n_fractions": PROTOCOL_FRACTIONS, "protocol.isoeffective_organ_limits": True}
+PROTOCOL_FRACTIONS = 5         # the default protocol's fractions (sib_trial.toml); a run's default is its protocol's
+PROTOCOL_DEFAULTS = {"protocol.name": DEFAULT_PROTOCOL, "protocol.n_fractions": PROTOCOL_FRACTIONS,
+                     "protocol.isoeffective_organ_limits": True}
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,7 @@ def default_parameters(base_phantom_spec) -> dict:
             params[f"arcs.{f.name}"] = f.default
     params["arcs.n_arcs"] = 2
     params.update(dataclass_leaves(PlanSettings(), "plan"))
+    del params["plan.protocol"]            # set through protocol.name (a file path is read relative to the sweep)
     params["plan.search_steps"] = PlanSettings().n_bisections
     params["plan.boost_max_gy"] = PlanSettings().boost_range_gy[1]
     params["plan.escalation_max_gy"] = PlanSettings().escalation_range_gy[1]

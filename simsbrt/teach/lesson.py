@@ -89,7 +89,8 @@ def teach_from_plans(plans_dir, out_dir, cord_prv_limit_gy: float | None = None,
     saved = stored["sib"].settings
     settings = PlanSettings(cord_prv_limit_gy=cord_prv_limit_gy if cord_prv_limit_gy is not None
                             else saved.get("cord_prv_limit_gy"),
-                            thecal_sac_limit_gy=saved.get("thecal_sac_limit_gy"))
+                            thecal_sac_limit_gy=saved.get("thecal_sac_limit_gy"),
+                            protocol=_recorded_protocol(stored["sib"]))
     out = check_out_dir(out_dir)
     masks, voxel_cc = phantom.structures, phantom.grid.voxel_volume_cc
     trial = _trial_protocol(settings)
@@ -100,6 +101,15 @@ def teach_from_plans(plans_dir, out_dir, cord_prv_limit_gy: float | None = None,
     table = compare.build_table(per_plan, trial.n_fractions)
     return write_lesson(phantom, doses, evaluations, table, out, trial, options, progress,
                         plan_files={m: plans_dir / f"{m}.h5" for m in TEACH_MODES})
+
+
+def _recorded_protocol(plan_file):
+    """The SIB plan's protocol as recorded in its PLAN.h5 (files written before it was recorded: sib_trial)."""
+    from simsbrt.optimize.protocol_numbers import DEFAULT_PROTOCOL
+    from simsbrt.protocols.loader import protocol_from_dict
+
+    doc = plan_file.summary.get("protocol_definition")
+    return DEFAULT_PROTOCOL if doc is None else protocol_from_dict(doc)
 
 
 def _reevaluate(mode, plan_file, settings, masks, voxel_cc):
