@@ -123,3 +123,24 @@ def test_operator_dot_test_on_the_simulated_device():
     w, v = rng.normal(size=20), rng.normal(size=30)
     assert np.dot(op @ w, v) == pytest.approx(np.dot(w, op.T @ v), rel=1e-12)
     np.testing.assert_allclose(op.T @ v, A.T.astype(np.float64) @ v, rtol=1e-12, atol=1e-12)
+
+
+@simulated
+def test_cuda_self_test_passes_in_the_simulator_and_catches_a_wrong_product(monkeypatch):
+    import simsbrt.backend as b
+    from simsbrt.kernels import cuda_sparse
+
+    monkeypatch.setattr(b, "_SELF_TESTS", {})
+    good = b.cuda_self_test("numba-cuda-simulator", "cudasim")
+    assert good.passed, good.detail
+
+    def float32_product(indptr, indices, data, x, out, lanes=None):  # a kernel summing in float32
+        import scipy.sparse as sp
+
+        m = sp.csr_matrix((data, indices, indptr), shape=(out.shape[0], x.shape[0]))
+        out[:] = (m @ x.astype(np.float32)).astype(np.float32) * np.float32(1.001)
+
+    monkeypatch.setattr(cuda_sparse, "csr_matvec", float32_product)
+    monkeypatch.setattr(b, "_SELF_TESTS", {})
+    bad = b.cuda_self_test("numba-cuda-simulator", "cudasim")
+    assert not bad.passed and "D @ w differs from the CPU" in bad.detail
