@@ -24,7 +24,7 @@ _trace_ray = dev.trace_ray
 _pair_entries = dev.pair_entries
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _depth_kernel(points, sources, origin, spacing, shape, density, out):
     c = cuda.grid(1)
     n = points.shape[0]
@@ -40,7 +40,7 @@ def _depth_kernel(points, sources, origin, spacing, shape, density, out):
                            shape[0], shape[1], shape[2], density, dummy_i, dummy_l, 0)
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _count_kernel(points, depths, cpf, cpi, cell_to_col, pitch, params, row_tau, window_nsigma, max_draws, seed,
                   counts):
     c = cuda.grid(1)
@@ -63,7 +63,7 @@ def _count_kernel(points, depths, cpf, cpi, cell_to_col, pitch, params, row_tau,
                               dval, dummy_c, dummy_v, 0, False)
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _fill_kernel(points, depths, cpf, cpi, cell_to_col, pitch, params, row_tau, window_nsigma, max_draws, seed,
                  offsets, out_col, out_val):
     c = cuda.grid(1)
@@ -84,7 +84,7 @@ def _fill_kernel(points, depths, cpf, cpi, cell_to_col, pitch, params, row_tau, 
                   out_col, out_val, offsets[c], True)
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _alias_copy_kernel(cpi, counts, offsets, n_rows, out_col, out_val):
     c = cuda.grid(1)
     n_cp = cpi.shape[0]

@@ -58,14 +58,14 @@ def _grid(n: int, threads: int = THREADS) -> int:
     return max(1, math.ceil(n / threads))
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _matvec_row_kernel(indptr, indices, data, x, out):
     i = cuda.grid(1)
     if i < out.shape[0]:
         out[i] = _row_dot(indptr, indices, data, x, i, 0, 1)
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _matvec_warp_kernel(indptr, indices, data, x, out):
     lane = cuda.threadIdx.x
     r = cuda.threadIdx.y
@@ -101,7 +101,7 @@ def csr_matvec(indptr, indices, data, x, out, lanes: int | None = None):
         raise ValueError(f"lanes must be 1 or {LANES}, got {lanes}")
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _penalty_kernel(dose, rows, ref_gy, kind, scale, grad, terms):
     j = cuda.grid(1)
     if j < rows.shape[0]:
@@ -115,14 +115,14 @@ def penalty_terms(dose, rows, ref_gy, kind, scale, grad, terms):
     _penalty_kernel[_grid(rows.shape[0]), THREADS](dose, rows, float(ref_gy), int(kind), float(scale), grad, terms)
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _merge_count_kernel(indptr, indices, rows, new_column, counts):
     r = cuda.grid(1)
     if r < rows.shape[0]:
         counts[r] = _merge_row_count(indptr, indices, rows[r], new_column)
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _merge_fill_kernel(indptr, indices, data, rows, new_column, out_indptr, out_indices, out_data):
     r = cuda.grid(1)
     if r < rows.shape[0]:
@@ -145,14 +145,14 @@ def merge_rows(indptr, indices, data, rows, new_column, n_distinct: int):
     return out_indptr.astype(index_dtype), out_indices, out_data
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _transpose_count_kernel(indptr, indices, counts):
     b = cuda.grid(1)
     if b < counts.shape[1]:
         _transpose_count_block(indptr, indices, counts.shape[1], b, counts)
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _transpose_fill_kernel(indptr, indices, data, starts, out_indices, out_data):
     b = cuda.grid(1)
     if b < starts.shape[1]:

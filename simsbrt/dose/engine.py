@@ -206,6 +206,10 @@ def compute_influence(grid: Grid, density: np.ndarray, rows: np.ndarray, beamlet
     shape = np.asarray(grid.shape, dtype=np.int64)
     drv = _drivers(backend)
     timings = {}
+    if backend.name == "cuda":  # paid once per process when the backend was resolved (kernel cache on disk)
+        from simsbrt.backend import cuda_self_test
+
+        timings["compile_s"] = cuda_self_test(backend.device).seconds
 
     t0 = time.perf_counter()
     depths = drv.radiological_depths(points, sources, origin, spacing, shape, density.ravel())

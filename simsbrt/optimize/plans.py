@@ -221,7 +221,8 @@ def prepare_plan_inputs(phantom, arc_set=None, backend: str | Backend | None = "
                                   influence_options or InfluenceOptions(), engine_backend,
                                   exact_rows=exact_row_mask(rows, phantom.structures))
     return PlanInputs(phantom, arc_set, influence, backend,
-                      {"geometry_s": geometry_s, "dose_s": float(influence.timings_s.get("total_s", 0.0))})
+                      {"geometry_s": geometry_s, "dose_s": float(influence.timings_s.get("total_s", 0.0)),
+                       **({"compile_s": influence.timings_s["compile_s"]} if "compile_s" in influence.timings_s else {})})
 
 
 # ------------------------------------------------------------------ protocols
