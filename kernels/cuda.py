@@ -132,7 +132,10 @@ def radiological_depths(points, sources, origin, spacing, shape, density_flat):
     return out
 
 
-def count_entries(points, depths, cpf, cpi, cell_to_col, pitch, params, row_tau, window_nsigma, max_draws, seed):
+def count_entries(points, depths, cpf, cpi, cell_to_col, pitch, params, row_tau, window_nsigma, max_draws, seed,
+                  copies: bool = True):
+    """Entries per (voxel, control point) pair; copies=False leaves the copied control points (CPI_PRIMARY)
+    at 0 entries: the matrix then holds only the distinct beamlets (kernels/sparse.expand_copies)."""
     xp = _xp()
     n, n_cp = points.shape[0], cpf.shape[0]
     counts = xp.zeros(n * n_cp, dtype=xp.int64)
@@ -141,7 +144,7 @@ def count_entries(points, depths, cpf, cpi, cell_to_col, pitch, params, row_tau,
         _dev(row_tau), float(window_nsigma), int(max_draws), int(seed), counts)
     primary = np.asarray(cpi)[:, CPI_PRIMARY]
     aliases = np.flatnonzero(primary != np.arange(n_cp))
-    if len(aliases):
+    if len(aliases) and copies:
         view = counts.reshape(n, n_cp)
         view[:, _dev(aliases)] = view[:, _dev(primary[aliases])]
     return counts
@@ -157,7 +160,7 @@ def exclusive_offsets(counts):
 
 
 def fill_entries(points, depths, cpf, cpi, cell_to_col, pitch, params, row_tau, window_nsigma, max_draws, seed,
-                 counts, offsets, nnz):
+                 counts, offsets, nnz, copies: bool = True):
     xp = _xp()
     n, n_cp = points.shape[0], cpf.shape[0]
     cols = xp.empty(nnz, dtype=xp.int32)
@@ -166,7 +169,8 @@ def fill_entries(points, depths, cpf, cpi, cell_to_col, pitch, params, row_tau, 
     _fill_kernel[_blocks(n * n_cp), THREADS_PER_BLOCK](
         _dev(points), _dev(depths), _dev(cpf), d_cpi, _dev(cell_to_col), float(pitch), _dev(params),
         _dev(row_tau), float(window_nsigma), int(max_draws), int(seed), d_offsets, cols, vals)
-    _alias_copy_kernel[_blocks(n * n_cp), THREADS_PER_BLOCK](d_cpi, _dev(counts), d_offsets, n, cols, vals)
+    if copies:
+        _alias_copy_kernel[_blocks(n * n_cp), THREADS_PER_BLOCK](d_cpi, _dev(counts), d_offsets, n, cols, vals)
     return cols, vals
 
 

@@ -24,6 +24,7 @@ import numpy as np
 from numba import njit, prange
 
 from .cpu import dev
+from .device.influence import CPI_COL_SHIFT, CPI_PRIMARY
 
 NAME = "cpu"
 xp = np
@@ -130,6 +131,43 @@ def merge_rows(indptr, indices, data, rows, new_column, n_distinct: int):
     out_data = np.empty(nnz, dtype=data.dtype)
     merge_columns_fill(indptr, indices, data, rows, new_column, out_indptr, out_indices, out_data)
     return out_indptr.astype(index_dtype), out_indices, out_data
+
+
+@njit(parallel=True, cache=True)
+def _expand_copies_kernel(cpi, counts, offsets, cols, vals, full_offsets, out_cols, out_vals):
+    n_cp = cpi.shape[0]
+    n = offsets.shape[0] // n_cp
+    for i in prange(n):
+        for cp in range(n_cp):
+            primary = cpi[cp, CPI_PRIMARY]
+            src = offsets[i * n_cp + primary]
+            dst = full_offsets[i * n_cp + cp]
+            shift = cpi[cp, CPI_COL_SHIFT]  # 0 for a primary control point
+            for e in range(counts[i * n_cp + primary]):
+                out_cols[dst + e] = cols[src + e] + shift
+                out_vals[dst + e] = vals[src + e]
+
+
+def expand_copies(cpi, counts, offsets, cols, vals):
+    """The delivered influence matrix (indptr, cols, vals) from one built without the copied control points
+    (counts, offsets per (voxel, control point) pair, copies at 0 entries): each copy repeats its primary's
+    entries with columns shifted by CPI_COL_SHIFT, in the pair order the CPU engine writes."""
+    n_cp = cpi.shape[0]
+    primary = cpi[:, CPI_PRIMARY]
+    full_counts = counts.reshape(-1, n_cp)[:, primary].ravel()
+    full_offsets = np.zeros(full_counts.shape[0], dtype=np.int64)
+    if full_counts.shape[0] > 1:
+        np.cumsum(full_counts[:-1], out=full_offsets[1:])
+    nnz = int(full_offsets[-1] + full_counts[-1]) if full_counts.shape[0] else 0
+    if nnz >= 2**31:
+        raise ValueError(f"{nnz} non-zeros exceed int32 indexing")
+    out_cols = np.empty(nnz, dtype=np.int32)
+    out_vals = np.empty(nnz, dtype=vals.dtype)
+    _expand_copies_kernel(cpi, counts, offsets, cols, vals, full_offsets, out_cols, out_vals)
+    indptr = np.empty(full_counts.shape[0] // n_cp + 1, dtype=np.int32)
+    indptr[:-1] = full_offsets[::n_cp]
+    indptr[-1] = nnz
+    return indptr, out_cols, out_vals
 
 
 # ------------------------------------------------------------------ memory: nothing to move on the CPU

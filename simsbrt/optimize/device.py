@@ -87,6 +87,7 @@ class DeviceCSR:
     indices: Any
     data: Any
     shape: tuple
+    copies_empty: bool = False   # columns of copied control points hold no entries (their primary's do)
 
     @property
     def nnz(self) -> int:
@@ -129,9 +130,29 @@ def dose_rows(influence, weights, target: Target):
     """D @ w on the target (float64, one value per influence row); weights is a target array."""
     m = influence_on_device(influence, target)
     xp = target.xp
+    w = xp.ascontiguousarray(weights, dtype=xp.float64)
+    if m.copies_empty:  # the copies' weights act through their primary's columns: D w = D_primary w'
+        w = _fold_copies(influence, w, target)
     out = xp.empty(m.shape[0], dtype=xp.float64)
-    target.kernels.csr_matvec(m.indptr, m.indices, m.data, xp.ascontiguousarray(weights, dtype=xp.float64), out)
+    target.kernels.csr_matvec(m.indptr, m.indices, m.data, w, out)
     return out
+
+
+def _fold_copies(influence, weights, target: Target):
+    """w'[representative] = the summed weight of its copies, 0 elsewhere (same dose; on the target)."""
+    from simsbrt.optimize.columns import ColumnMap
+
+    cache = _ON_DEVICE.setdefault(influence, {})
+    key = target.name + ":columns"
+    if key not in cache:
+        columns = ColumnMap.of(influence)
+        cache[key] = (target.kernels.to_device(columns.distinct_of), target.kernels.to_device(columns.representatives),
+                      columns.n_distinct)
+    distinct_of, representatives, n_distinct = cache[key]
+    xp = target.xp
+    folded = xp.zeros_like(weights)
+    folded[representatives] = xp.bincount(distinct_of, weights=weights, minlength=n_distinct)
+    return folded
 
 
 def dose_grid(influence, weights, target: Target) -> np.ndarray:
