@@ -199,3 +199,9 @@ def to_host(array):
 def host_scalar(value) -> float:
     """A device scalar read on the host (one synchronisation on a GPU)."""
     return float(value)
+
+
+def synchronize() -> None:
+    """Wait for the device (timing); nothing to wait for in the simulator."""
+    if not simulated():
+        cuda.synchronize()
