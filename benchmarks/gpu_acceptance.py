@@ -3,8 +3,9 @@
 
     python benchmarks/gpu_acceptance.py            # on a CUDA machine (pip install -e .[gpu]); < 8 min on an H100/H200
     python benchmarks/gpu_acceptance.py --tiny     # the same stages, tiny inputs, in the Numba CUDA simulator (CI)
+    python benchmarks/gpu_acceptance.py --tiny --backend cuda   # tiny inputs on the GPU (tests marked gpu)
 
-Stages (GPU = --backend, cuda by default; --tiny forces cudasim):
+Stages (GPU = --backend: cuda by default, cudasim with --tiny):
   1. compile: the backend's self-test (every kernel compiled, tiny influence case and products vs the CPU);
      its time is the compile time (kernels are cached on disk: a second run shows the cache).
   2. 6 MV depth dose in water (10 x 10 cm, SSD 100 cm) on the GPU vs the CPU beam model: max |dPDD| (%)
@@ -272,11 +273,11 @@ def stage_products(table: Table, gpu_inputs, tiny: bool, memory: MemoryWatch) ->
 # ------------------------------------------------------------------ main
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--backend", default="cuda", choices=("cuda", "cudasim"))
-    ap.add_argument("--tiny", action="store_true", help="tiny inputs in the Numba CUDA simulator (CI)")
+    ap.add_argument("--backend", choices=("cuda", "cudasim"), help="default: cuda, or cudasim with --tiny")
+    ap.add_argument("--tiny", action="store_true", help="tiny inputs (in the Numba CUDA simulator unless --backend cuda)")
     ap.add_argument("--details", help="write the raw results (JSON) to this file")
     args = ap.parse_args(argv)
-    backend_name = "cudasim" if args.tiny else args.backend
+    backend_name = args.backend or ("cudasim" if args.tiny else "cuda")
     from simsbrt.backend import resolve_backend
     from simsbrt.errors import SimsbrtError
 
@@ -287,7 +288,7 @@ def main(argv=None) -> int:
         print(f"gpu_acceptance: {exc}", file=sys.stderr)
         return 2
     print(f"# simsbrt GPU acceptance: backend {backend.name} on {backend.device}"
-          f"{' (tiny inputs, simulator: times mean nothing)' if args.tiny else ''}")
+          f"{' (tiny inputs)' if args.tiny else ''}{' (simulator: times mean nothing)' if backend.name == 'cudasim' else ''}")
     print(f"# {machine_line()}; load average at start {os.getloadavg()[0]:.1f}; commit {_commit()}")
     table, memory = Table(), MemoryWatch()
     memory.sample()
