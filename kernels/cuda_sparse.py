@@ -148,15 +148,15 @@ def merge_rows(indptr, indices, data, rows, new_column, n_distinct: int):
 @cuda.jit(cache=True)
 def _transpose_count_kernel(indptr, indices, counts):
     b = cuda.grid(1)
-    if b < counts.shape[1]:
-        _transpose_count_block(indptr, indices, counts.shape[1], b, counts)
+    if b < counts.shape[0]:
+        _transpose_count_block(indptr, indices, counts.shape[0], b, counts)
 
 
 @cuda.jit(cache=True)
 def _transpose_fill_kernel(indptr, indices, data, starts, out_indices, out_data):
     b = cuda.grid(1)
-    if b < starts.shape[1]:
-        _transpose_fill_block(indptr, indices, data, starts.shape[1], b, starts, out_indices, out_data)
+    if b < starts.shape[0]:
+        _transpose_fill_block(indptr, indices, data, starts.shape[0], b, starts, out_indices, out_data)
 
 
 def csr_transpose(indptr, indices, data, n_cols: int, n_blocks: int | None = None):
@@ -168,7 +168,7 @@ def csr_transpose(indptr, indices, data, n_cols: int, n_blocks: int | None = Non
     if n_blocks is None:
         n_blocks = min(n_rows, 8 if simulated() else TRANSPOSE_BLOCKS)
     n_blocks = max(1, int(n_blocks))
-    counts = xp.zeros((n_cols, n_blocks), dtype=xp.int32)
+    counts = xp.zeros((n_blocks, n_cols), dtype=xp.int32)
     _transpose_count_kernel[_grid(n_blocks), THREADS](indptr, indices, counts)
     starts, t_indptr = _scan_starts(xp, counts, int(data.shape[0]))
     t_indices = xp.empty(data.shape[0], dtype=xp.int32)

@@ -73,21 +73,21 @@ def merge_columns_fill(indptr, indices, data, rows, new_column, out_indptr, out_
 
 @njit(parallel=True, cache=True)
 def _transpose_count(indptr, indices, counts):
-    n_blocks = counts.shape[1]
+    n_blocks = counts.shape[0]
     for b in prange(n_blocks):
         _transpose_count_block(indptr, indices, n_blocks, b, counts)
 
 
 @njit(parallel=True, cache=True)
 def _transpose_fill(indptr, indices, data, starts, out_indices, out_data):
-    n_blocks = starts.shape[1]
+    n_blocks = starts.shape[0]
     for b in prange(n_blocks):
         _transpose_fill_block(indptr, indices, data, n_blocks, b, starts, out_indices, out_data)
 
 
 def transpose_blocks(n_rows: int) -> int:
     """Row blocks of the transpose: a few per thread, at most one per row."""
-    return max(1, min(n_rows, 4 * numba.get_num_threads()))
+    return max(1, min(n_rows, 2 * numba.get_num_threads()))
 
 
 def csr_transpose(indptr, indices, data, n_cols: int, n_blocks: int | None = None):
@@ -95,7 +95,7 @@ def csr_transpose(indptr, indices, data, n_cols: int, n_blocks: int | None = Non
     Index arrays are int32 (row numbers and offsets; the engine keeps nnz < 2**31)."""
     n_rows = indptr.shape[0] - 1
     n_blocks = transpose_blocks(n_rows) if n_blocks is None else int(n_blocks)
-    counts = np.zeros((n_cols, n_blocks), dtype=np.int32)
+    counts = np.zeros((n_blocks, n_cols), dtype=np.int32)
     _transpose_count(indptr, indices, counts)
     starts, t_indptr = _scan_starts(np, counts, int(data.shape[0]))
     t_indices = np.empty(data.shape[0], dtype=np.int32)
@@ -105,18 +105,17 @@ def csr_transpose(indptr, indices, data, n_cols: int, n_blocks: int | None = Non
 
 
 def _scan_starts(xp_, counts, nnz: int):
-    """Exclusive scan of counts[col, block] in C order: where each (column, block) run starts; and the
-    transposed row pointers (the start of every column's first block, then nnz)."""
+    """From counts[block, col]: the transposed row pointers (column starts) and starts[block, col], where the
+    block's entries of that column begin (column start + the entries of the earlier blocks)."""
     if nnz >= 2**31:
         raise ValueError(f"{nnz} non-zeros exceed the int32 offsets of the transpose")
-    flat = counts.ravel()
-    starts = xp_.zeros(flat.shape[0], dtype=xp_.int32)
-    if flat.shape[0] > 1:
-        xp_.cumsum(flat[:-1], out=starts[1:])
-    starts = starts.reshape(counts.shape)
-    t_indptr = xp_.empty(counts.shape[0] + 1, dtype=xp_.int32)
-    t_indptr[:-1] = starts[:, 0]
-    t_indptr[-1] = nnz
+    n_cols = counts.shape[1]
+    t_indptr = xp_.zeros(n_cols + 1, dtype=xp_.int32)
+    if n_cols:
+        xp_.cumsum(counts.sum(axis=0, dtype=xp_.int32), out=t_indptr[1:])
+    starts = xp_.cumsum(counts, axis=0, dtype=xp_.int32)
+    starts -= counts
+    starts += t_indptr[:-1][None, :]
     return starts, t_indptr
 
 

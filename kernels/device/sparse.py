@@ -15,10 +15,12 @@ Column merge (optimize/columns.py): a selected row keeps only the entries whose 
 distinct index new_column[c] >= 0, renumbered, in storage order.
 
 Transpose by row blocks, deterministic and without atomics: rows are cut into n_blocks contiguous
-blocks; pass 1 counts each block's entries per column (counts[col, block]); an exclusive scan of
-that table in C order gives, for every (column, block), where the block's entries of that column
-start in the transposed arrays; pass 2 lets each block walk its rows in order and place its
-entries. Every transposed row (a column of D) therefore lists its entries by increasing row.
+blocks; pass 1 counts each block's entries per column (counts[block, col], one row of the table
+per block, so a block's counters stay together in cache); a scan of that table (column pointers,
+then an exclusive scan over the blocks of each column) gives, for every (block, column), where the
+block's entries of that column start in the transposed arrays; pass 2 lets each block walk its rows
+in order and place its entries. Every transposed row (a column of D) therefore lists its entries
+by increasing row.
 """
 
 
@@ -86,20 +88,20 @@ def block_rows(n_rows, n_blocks, block):
 
 
 def transpose_count_block(indptr, indices, n_blocks, block, counts):
-    """counts[col, block] += the entries of column col in this block's rows (only this block writes)."""
+    """counts[block, col] += the entries of column col in this block's rows (only this block writes)."""
     lo, hi = block_rows(indptr.shape[0] - 1, n_blocks, block)
     for i in range(lo, hi):
         for e in range(indptr[i], indptr[i + 1]):
-            counts[indices[e], block] += 1
+            counts[block, indices[e]] += 1
 
 
 def transpose_fill_block(indptr, indices, data, n_blocks, block, starts, out_indices, out_data):
-    """Place this block's entries at starts[col, block], advancing it (only this block touches its column)."""
+    """Place this block's entries at starts[block, col], advancing it (only this block touches its row)."""
     lo, hi = block_rows(indptr.shape[0] - 1, n_blocks, block)
     for i in range(lo, hi):
         for e in range(indptr[i], indptr[i + 1]):
             c = indices[e]
-            p = starts[c, block]
+            p = starts[block, c]
             out_indices[p] = i
             out_data[p] = data[e]
-            starts[c, block] = p + 1
+            starts[block, c] = p + 1
