@@ -1,24 +1,15 @@
-"""Plan a tiny phantom end to end on one backend and save what a plan reports (for the CPU/CUDA check).
+"""A tiny planning case for the CUDA path in the simulator, and a counter of host <-> device crossings.
 
-    NUMBA_ENABLE_CUDASIM=1 python -m simsbrt.optimize._cudasim_plan OUT.json [--backend cudasim]
-
-The whole chain runs on the chosen backend: influence matrix (kernels/cuda.py), the optimiser's
-matrix merged and transposed on the device, products and objectives (kernels/cuda_sparse.py), the
-SIB search's candidate doses; the host receives weights, scalars and full-grid doses. The output
-also counts every host <-> device copy (to_device / to_host) and every device scalar read on the
-host (host_scalar) per optimiser iteration. The case is tiny on purpose: the simulator runs each
+benchmarks/gpu_acceptance.py --tiny plans this case on the CPU and on a device backend (the
+simulator in CI): influence matrix (kernels/cuda.py), the optimiser's matrix merged and transposed
+on the device, products and objectives (kernels/cuda_sparse.py), the SIB search's candidate doses.
+CrossingCounter counts every host <-> device copy (to_device / to_host) and every device scalar read
+on the host (host_scalar) of a driver module. The case is tiny on purpose: the simulator runs each
 CUDA thread as a Python thread.
 """
 from __future__ import annotations
 
-import argparse
-import json
-import sys
-import time
-
 import numpy as np
-
-MODES = ("uniform", "sib")
 
 
 def tiny_phantom(stride: int = 2, z_pad_mm: float = 10.0):
@@ -116,40 +107,3 @@ def count_iteration_crossings(inputs, n_iter: int = 6) -> dict:
     return {"iterations": int(result.n_iter), "evaluations": int(result.n_evaluations), **counter.calls,
             "largest_copy_bytes": counter.largest_copy, "matrix_bytes": int(problem.operator.nnz * 6),
             "n_variables": int(problem.n_beamlets), "kernels": kernels.__name__}
-
-
-def run_case(backend: str) -> dict:
-    from simsbrt.optimize.plans import make_plan
-
-    t0 = time.perf_counter()
-    inputs = tiny_inputs(backend)
-    out = {"backend": inputs.backend.name, "device": inputs.backend.device, "influence_s": time.perf_counter() - t0,
-           "shape": list(inputs.influence.matrix.shape), "nnz": inputs.influence.nnz, "plans": {}}
-    for mode in MODES:
-        t0 = time.perf_counter()
-        plan = make_plan(inputs, mode, tiny_settings())
-        out["plans"][mode] = {"metrics": plan.metrics, "feasible": bool(plan.feasible),
-                              "boost_goal_gy": plan.boost_goal_gy, "n_iterations": plan.n_iterations,
-                              "backend": plan.backend, "device": plan.device,
-                              "protocol": [[r.structure, r.metric, r.value, r.status] for r in plan.evaluation.rows],
-                              "search": [s.to_dict() for s in plan.search],
-                              "weights_sum_mu": float(np.sum(plan.weights)), "time_s": time.perf_counter() - t0}
-    out["crossings"] = count_iteration_crossings(inputs)
-    return out
-
-
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("out")
-    ap.add_argument("--backend", default="cudasim")
-    args = ap.parse_args(argv)
-    from simsbrt.backend import resolve_backend
-
-    resolve_backend(args.backend)  # cudasim: switch the simulator on before numba is imported
-    with open(args.out, "w") as fh:
-        json.dump(run_case(args.backend), fh, default=float)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
