@@ -144,3 +144,28 @@ def test_cuda_self_test_passes_in_the_simulator_and_catches_a_wrong_product(monk
     monkeypatch.setattr(b, "_SELF_TESTS", {})
     bad = b.cuda_self_test("numba-cuda-simulator", "cudasim")
     assert not bad.passed and "D @ w differs from the CPU" in bad.detail
+
+
+@simulated
+def test_device_matrix_without_copies_gives_the_delivered_dose():
+    """The engine's device copy leaves the copied control point's columns empty: a dose there folds their
+    weights onto the primary's columns, and an operator asking for the copies' own columns gets them."""
+    from simsbrt.dose._cudasim_check import tiny_case
+    from simsbrt.dose.engine import InfluenceOptions, compute_influence
+    from simsbrt.optimize.columns import ColumnMap
+    from simsbrt.optimize.device import dose_rows, target_of
+    from simsbrt.optimize.problem import _merged_operator
+
+    grid, density, rows, beamlets = tiny_case()  # its third control point copies the first
+    im = compute_influence(grid, density, rows, beamlets, None, InfluenceOptions(seed=7), "cudasim")
+    assert im.device_matrix is not None and im.device_matrix.copies_empty
+    assert im.device_matrix.nnz < im.nnz  # the copies were not built on the device
+    target = target_of("cudasim")
+    w = np.random.default_rng(3).uniform(0.0, 2.0, im.n_beamlets)
+    expected = im.matrix.astype(np.float64) @ w
+    np.testing.assert_allclose(dose_rows(im, w, target), expected, rtol=1e-12, atol=1e-15)
+    used = np.arange(0, im.n_voxels, 2)
+    for columns in (ColumnMap.of(im), ColumnMap.identity(im.n_beamlets)):
+        op = _merged_operator(im, used, columns, target, True)
+        x = columns.to_distinct(w)
+        np.testing.assert_allclose(op @ x, expected[used], rtol=1e-12, atol=1e-15)

@@ -231,6 +231,8 @@ def _merged_operator(influence, used_idx: np.ndarray, columns: ColumnMap, target
 
         return SparseOperator(merged_rows(influence.matrix, used_idx, columns), parallel=False)
     full = influence_on_device(influence, target)
+    if full.copies_empty and not np.array_equal(columns.distinct_of, ColumnMap.of(influence).distinct_of):
+        full = DeviceCSR.upload(influence.matrix, target)  # the copies' own columns are wanted: the full matrix
     k = target.kernels
     indptr, indices, data = k.merge_rows(full.indptr, full.indices, full.data,
                                          k.to_device(np.ascontiguousarray(used_idx, dtype=np.int64)),
