@@ -96,11 +96,14 @@ class Smoothness:
 
     ``pairs`` is an (n_pairs, 2) integer array of neighbouring beamlets (in the beam's-eye view
     and between adjacent control points); differences between them are penalised.
+    ``operators`` (target name -> the difference operator on it) may be shared between objectives
+    with the same pairs, so a device copy is made once per problem, not once per optimisation.
     """
 
     pairs: Any
     n_beamlets: int
     weight: float = 1.0
+    operators: dict = field(default_factory=dict, repr=False, compare=False)
     difference: Any = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -134,10 +137,9 @@ class Smoothness:
         """The difference operator on the target, built (and copied to a device) once."""
         from simsbrt.optimize.problem import SparseOperator
 
-        cache = self.__dict__.setdefault("_operators", {})
-        if target.name not in cache:
-            cache[target.name] = SparseOperator(self.difference, target=target)
-        return cache[target.name]
+        if target.name not in self.operators:
+            self.operators[target.name] = SparseOperator(self.difference, target=target)
+        return self.operators[target.name]
 
 
 @dataclass(frozen=True)

@@ -373,7 +373,8 @@ class FluenceProblem:
         if len(self.pairs) and w.smoothness > 0:
             # penalise differences relative to the typical weight: dimensionless like the dose terms (Gy^2)
             scale = (1.0 / self.weight_scale_mu) ** 2  # (prescription / typical weight)^2
-            weight_objs = (Smoothness(self.pairs, self.n_beamlets, w.smoothness * scale),)
+            weight_objs = (Smoothness(self.pairs, self.n_beamlets, w.smoothness * scale,
+                                      self.__dict__.setdefault("_smoothness_operators", {})),)
         return FluenceObjective(self.operator, tuple(objs), weight_objs, self.xp, self.target)
 
     def optimise(self, goals: PlanGoals, weights0=None, solver: str = "projected_lbfgs",
