@@ -289,6 +289,7 @@ def main(argv=None) -> int:
         return 2
     print(f"# simsbrt GPU acceptance: backend {backend.name} on {backend.device}"
           f"{' (tiny inputs)' if args.tiny else ''}{' (simulator: times mean nothing)' if backend.name == 'cudasim' else ''}")
+    print(f"# command: python benchmarks/gpu_acceptance.py {' '.join(argv if argv is not None else sys.argv[1:])}")
     print(f"# {machine_line()}; load average at start {os.getloadavg()[0]:.1f}; commit {_commit()}")
     table, memory = Table(), MemoryWatch()
     memory.sample()
