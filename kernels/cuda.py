@@ -24,7 +24,7 @@ _trace_ray = dev.trace_ray
 _pair_entries = dev.pair_entries
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _depth_kernel(points, sources, origin, spacing, shape, density, out):
     c = cuda.grid(1)
     n = points.shape[0]
@@ -40,7 +40,7 @@ def _depth_kernel(points, sources, origin, spacing, shape, density, out):
                            shape[0], shape[1], shape[2], density, dummy_i, dummy_l, 0)
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _count_kernel(points, depths, cpf, cpi, cell_to_col, pitch, params, row_tau, window_nsigma, max_draws, seed,
                   counts):
     c = cuda.grid(1)
@@ -63,7 +63,7 @@ def _count_kernel(points, depths, cpf, cpi, cell_to_col, pitch, params, row_tau,
                               dval, dummy_c, dummy_v, 0, False)
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _fill_kernel(points, depths, cpf, cpi, cell_to_col, pitch, params, row_tau, window_nsigma, max_draws, seed,
                  offsets, out_col, out_val):
     c = cuda.grid(1)
@@ -84,7 +84,7 @@ def _fill_kernel(points, depths, cpf, cpi, cell_to_col, pitch, params, row_tau, 
                   out_col, out_val, offsets[c], True)
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _alias_copy_kernel(cpi, counts, offsets, n_rows, out_col, out_val):
     c = cuda.grid(1)
     n_cp = cpi.shape[0]
@@ -132,7 +132,10 @@ def radiological_depths(points, sources, origin, spacing, shape, density_flat):
     return out
 
 
-def count_entries(points, depths, cpf, cpi, cell_to_col, pitch, params, row_tau, window_nsigma, max_draws, seed):
+def count_entries(points, depths, cpf, cpi, cell_to_col, pitch, params, row_tau, window_nsigma, max_draws, seed,
+                  copies: bool = True):
+    """Entries per (voxel, control point) pair; copies=False leaves the copied control points (CPI_PRIMARY)
+    at 0 entries: the matrix then holds only the distinct beamlets (kernels/sparse.expand_copies)."""
     xp = _xp()
     n, n_cp = points.shape[0], cpf.shape[0]
     counts = xp.zeros(n * n_cp, dtype=xp.int64)
@@ -141,7 +144,7 @@ def count_entries(points, depths, cpf, cpi, cell_to_col, pitch, params, row_tau,
         _dev(row_tau), float(window_nsigma), int(max_draws), int(seed), counts)
     primary = np.asarray(cpi)[:, CPI_PRIMARY]
     aliases = np.flatnonzero(primary != np.arange(n_cp))
-    if len(aliases):
+    if len(aliases) and copies:
         view = counts.reshape(n, n_cp)
         view[:, _dev(aliases)] = view[:, _dev(primary[aliases])]
     return counts
@@ -157,7 +160,7 @@ def exclusive_offsets(counts):
 
 
 def fill_entries(points, depths, cpf, cpi, cell_to_col, pitch, params, row_tau, window_nsigma, max_draws, seed,
-                 counts, offsets, nnz):
+                 counts, offsets, nnz, copies: bool = True):
     xp = _xp()
     n, n_cp = points.shape[0], cpf.shape[0]
     cols = xp.empty(nnz, dtype=xp.int32)
@@ -166,7 +169,8 @@ def fill_entries(points, depths, cpf, cpi, cell_to_col, pitch, params, row_tau, 
     _fill_kernel[_blocks(n * n_cp), THREADS_PER_BLOCK](
         _dev(points), _dev(depths), _dev(cpf), d_cpi, _dev(cell_to_col), float(pitch), _dev(params),
         _dev(row_tau), float(window_nsigma), int(max_draws), int(seed), d_offsets, cols, vals)
-    _alias_copy_kernel[_blocks(n * n_cp), THREADS_PER_BLOCK](d_cpi, _dev(counts), d_offsets, n, cols, vals)
+    if copies:
+        _alias_copy_kernel[_blocks(n * n_cp), THREADS_PER_BLOCK](d_cpi, _dev(counts), d_offsets, n, cols, vals)
     return cols, vals
 
 

@@ -1,19 +1,40 @@
-"""CPU sparse kernels of the optimiser: parallel CSR products and column merging (numba, cache=True).
+"""CPU drivers of the optimiser's device work (kernels/device/sparse.py), compiled with numba.njit.
 
-``csr_matvec`` computes y = A x for a CSR matrix (float32 or float64 values, int32/int64 index
-arrays) with one row per parallel work item and a float64 accumulator, so the result does not
-depend on the number of threads (each row is summed in storage order by one thread).
-D^T g uses the same kernel on a transposed CSR copy (simsbrt.optimize.problem.SparseOperator).
+The drivers only map prange indices to rows (or row blocks) and write results; the arithmetic is
+the device functions', which kernels/cuda_sparse.py compiles for the GPU.
+
+``csr_matvec`` computes y = A x for a CSR matrix (float32 or float64 values, uint16/int32/int64
+column indices) with one row per parallel work item and a float64 accumulator, so the result does
+not depend on the number of threads (each row is summed in storage order by one thread).
+D^T g uses the same kernel on a transposed CSR copy (``csr_transpose``, parallel over row blocks).
 
 ``merge_columns_count`` / ``merge_columns_fill`` build the optimiser's matrix in one pass over
 the influence matrix: the selected rows, only the entries of the columns that are kept (one
 representative of each set of identical columns), with their columns renumbered.
+``penalty_terms`` evaluates one objective's per-voxel values and adds its gradient.
 Imported lazily: importing numba here must not happen at ``import simsbrt`` time.
+
+The functions below (with to_device / to_host / host_scalar) are the interface the optimiser
+calls on every target; kernels/cuda_sparse.py offers the same names.
 """
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numba import njit, prange
+
+from .cpu import dev
+from .device.influence import CPI_COL_SHIFT, CPI_PRIMARY
+
+NAME = "cpu"
+xp = np
+_row_dot = dev.csr_row_dot
+_penalty_value = dev.penalty_value
+_penalty_gradient = dev.penalty_gradient
+_merge_row_count = dev.merge_row_count
+_merge_row_fill = dev.merge_row_fill
+_transpose_count_block = dev.transpose_count_block
+_transpose_fill_block = dev.transpose_fill_block
 
 
 @njit(parallel=True, cache=True)
@@ -21,10 +42,16 @@ def csr_matvec(indptr, indices, data, x, out):
     """out[i] = sum_j A[i, j] x[j], float64 accumulation; out must be float64 of length n_rows."""
     n = indptr.shape[0] - 1
     for i in prange(n):
-        acc = 0.0
-        for e in range(indptr[i], indptr[i + 1]):
-            acc += np.float64(data[e]) * x[indices[e]]
-        out[i] = acc
+        out[i] = _row_dot(indptr, indices, data, x, i, 0, 1)
+
+
+@njit(parallel=True, cache=True)
+def penalty_terms(dose, rows, ref_gy, kind, scale, grad, terms):
+    """terms[j] = the penalty of voxel rows[j]; grad[rows[j]] += its derivative (rows are distinct)."""
+    for j in prange(rows.shape[0]):
+        d = dose[rows[j]]
+        terms[j] = _penalty_value(d, ref_gy, kind, scale)
+        grad[rows[j]] += _penalty_gradient(d, ref_gy, kind, scale)
 
 
 @njit(parallel=True, cache=True)
@@ -33,25 +60,123 @@ def merge_columns_count(indptr, indices, rows, new_column):
     n = rows.shape[0]
     counts = np.zeros(n, dtype=np.int64)
     for r in prange(n):
-        i = rows[r]
-        c = 0
-        for e in range(indptr[i], indptr[i + 1]):
-            if new_column[indices[e]] >= 0:
-                c += 1
-        counts[r] = c
+        counts[r] = _merge_row_count(indptr, indices, rows[r], new_column)
     return counts
 
 
 @njit(parallel=True, cache=True)
 def merge_columns_fill(indptr, indices, data, rows, new_column, out_indptr, out_indices, out_data):
     """Copy the kept entries of the selected rows, renumbering their columns (same order within a row)."""
-    n = rows.shape[0]
-    for r in prange(n):
-        i = rows[r]
-        p = out_indptr[r]
-        for e in range(indptr[i], indptr[i + 1]):
-            c = new_column[indices[e]]
-            if c >= 0:
-                out_indices[p] = c
-                out_data[p] = data[e]
-                p += 1
+    for r in prange(rows.shape[0]):
+        _merge_row_fill(indptr, indices, data, rows[r], new_column, out_indptr[r], out_indices, out_data)
+
+
+@njit(parallel=True, cache=True)
+def _transpose_count(indptr, indices, counts):
+    n_blocks = counts.shape[0]
+    for b in prange(n_blocks):
+        _transpose_count_block(indptr, indices, n_blocks, b, counts)
+
+
+@njit(parallel=True, cache=True)
+def _transpose_fill(indptr, indices, data, starts, out_indices, out_data):
+    n_blocks = starts.shape[0]
+    for b in prange(n_blocks):
+        _transpose_fill_block(indptr, indices, data, n_blocks, b, starts, out_indices, out_data)
+
+
+def transpose_blocks(n_rows: int) -> int:
+    """Row blocks of the transpose: a few per thread, at most one per row."""
+    return max(1, min(n_rows, 2 * numba.get_num_threads()))
+
+
+def csr_transpose(indptr, indices, data, n_cols: int, n_blocks: int | None = None):
+    """(indptr, indices, data) of the transpose; each transposed row lists its entries by increasing row.
+    Index arrays are int32 (row numbers and offsets; the engine keeps nnz < 2**31)."""
+    n_rows = indptr.shape[0] - 1
+    n_blocks = transpose_blocks(n_rows) if n_blocks is None else int(n_blocks)
+    counts = np.zeros((n_blocks, n_cols), dtype=np.int32)
+    _transpose_count(indptr, indices, counts)
+    starts, t_indptr = _scan_starts(np, counts, int(data.shape[0]))
+    t_indices = np.empty(data.shape[0], dtype=np.int32)
+    t_data = np.empty_like(data)
+    _transpose_fill(indptr, indices, data, starts, t_indices, t_data)
+    return t_indptr, t_indices, t_data
+
+
+def _scan_starts(xp_, counts, nnz: int):
+    """From counts[block, col]: the transposed row pointers (column starts) and starts[block, col], where the
+    block's entries of that column begin (column start + the entries of the earlier blocks)."""
+    if nnz >= 2**31:
+        raise ValueError(f"{nnz} non-zeros exceed the int32 offsets of the transpose")
+    n_cols = counts.shape[1]
+    t_indptr = xp_.zeros(n_cols + 1, dtype=xp_.int32)
+    if n_cols:
+        xp_.cumsum(counts.sum(axis=0, dtype=xp_.int32), out=t_indptr[1:])
+    starts = xp_.cumsum(counts, axis=0, dtype=xp_.int32)
+    starts -= counts
+    starts += t_indptr[:-1][None, :]
+    return starts, t_indptr
+
+
+def merge_rows(indptr, indices, data, rows, new_column, n_distinct: int):
+    """The selected rows with only the kept columns, renumbered: (indptr, indices, data)."""
+    counts = merge_columns_count(indptr, indices, rows, new_column)
+    out_indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(counts, out=out_indptr[1:])
+    nnz = int(out_indptr[-1])
+    index_dtype = np.int32 if max(nnz, n_distinct) < 2**31 else np.int64
+    out_indices = np.empty(nnz, dtype=index_dtype)
+    out_data = np.empty(nnz, dtype=data.dtype)
+    merge_columns_fill(indptr, indices, data, rows, new_column, out_indptr, out_indices, out_data)
+    return out_indptr.astype(index_dtype), out_indices, out_data
+
+
+@njit(parallel=True, cache=True)
+def _expand_copies_kernel(cpi, counts, offsets, cols, vals, full_offsets, out_cols, out_vals):
+    n_cp = cpi.shape[0]
+    n = offsets.shape[0] // n_cp
+    for i in prange(n):
+        for cp in range(n_cp):
+            primary = cpi[cp, CPI_PRIMARY]
+            src = offsets[i * n_cp + primary]
+            dst = full_offsets[i * n_cp + cp]
+            shift = cpi[cp, CPI_COL_SHIFT]  # 0 for a primary control point
+            for e in range(counts[i * n_cp + primary]):
+                out_cols[dst + e] = cols[src + e] + shift
+                out_vals[dst + e] = vals[src + e]
+
+
+def expand_copies(cpi, counts, offsets, cols, vals):
+    """The delivered influence matrix (indptr, cols, vals) from one built without the copied control points
+    (counts, offsets per (voxel, control point) pair, copies at 0 entries): each copy repeats its primary's
+    entries with columns shifted by CPI_COL_SHIFT, in the pair order the CPU engine writes."""
+    n_cp = cpi.shape[0]
+    primary = cpi[:, CPI_PRIMARY]
+    full_counts = counts.reshape(-1, n_cp)[:, primary].ravel()
+    full_offsets = np.zeros(full_counts.shape[0], dtype=np.int64)
+    if full_counts.shape[0] > 1:
+        np.cumsum(full_counts[:-1], out=full_offsets[1:])
+    nnz = int(full_offsets[-1] + full_counts[-1]) if full_counts.shape[0] else 0
+    if nnz >= 2**31:
+        raise ValueError(f"{nnz} non-zeros exceed int32 indexing")
+    out_cols = np.empty(nnz, dtype=np.int32)
+    out_vals = np.empty(nnz, dtype=vals.dtype)
+    _expand_copies_kernel(cpi, counts, offsets, cols, vals, full_offsets, out_cols, out_vals)
+    indptr = np.empty(full_counts.shape[0] // n_cp + 1, dtype=np.int32)
+    indptr[:-1] = full_offsets[::n_cp]
+    indptr[-1] = nnz
+    return indptr, out_cols, out_vals
+
+
+# ------------------------------------------------------------------ memory: nothing to move on the CPU
+def to_device(array):
+    return np.asarray(array)
+
+
+def to_host(array):
+    return np.asarray(array)
+
+
+def host_scalar(value) -> float:
+    return float(value)

@@ -327,17 +327,23 @@ def test_import_gives_back_the_phantom(exported, reimported):
 
 
 def test_replanning_the_imported_phantom_gives_the_same_metrics(exported, reimported, uniform_plan, tmp_path):
-    """Tolerance 0.05 Gy: the only input that changed is the density, by < 6e-4 RED (HU rounding), which
-    moves radiological depths by far less than a millimetre (measured: <= 0.006 Gy on every metric)."""
+    """The only input that changed is the density, by < 6e-4 RED (HU rounding), which moves radiological
+    depths by far less than a millimetre: the plan's own weights give the same metrics on the imported
+    phantom within 0.05 Gy. A re-optimised plan (60 iterations, stopped before convergence) lands within
+    0.15 Gy: its end point moves by a few hundredths of a Gy for any perturbation, even a 1e-7 relative
+    change of the optimiser's weight scale."""
     from simsbrt.io.plan_h5 import read_plan, write_plan
-    from simsbrt.optimize.plans import make_plan, prepare_plan_inputs
+    from simsbrt.optimize.plans import full_dose_grid, make_plan, plan_metrics, prepare_plan_inputs
 
     result, settings = uniform_plan
     inputs = prepare_plan_inputs(reimported, tiny_arcs(), "cpu", body_margin_mm=10.0, structure_margin_mm=10.0)
+    same_weights = plan_metrics(full_dose_grid(inputs.influence, result.weights).astype(np.float32),
+                                reimported.structures, reimported.grid.voxel_volume_cc)
     again = make_plan(inputs, "uniform", settings)
     checks = {("GTV", "D50%"), ("PTV_Eval", "D90%"), ("PTV_Eval", "D2%"), ("SpinalCord_PRV02", "D0.03cc")}
     for structure, metric in checks:
-        assert again.metrics[structure][metric] == pytest.approx(result.metrics[structure][metric], abs=0.05)
+        assert same_weights[structure][metric] == pytest.approx(result.metrics[structure][metric], abs=0.05)
+        assert again.metrics[structure][metric] == pytest.approx(result.metrics[structure][metric], abs=0.15)
     # the imported phantom travels through PLAN.h5 like a built one
     back = read_plan(write_plan(tmp_path / "again.h5", again, inputs, settings))
     assert back.phantom.spec == reimported.spec

@@ -80,3 +80,11 @@ def test_missing_dask_is_a_clear_error(monkeypatch, sweep_file, tmp_path, capsys
     assert main(["sweep", str(sweep_file), "--out", str(tmp_path / "x"), "--dask", "tcp://127.0.0.1:1",
                  "--quiet"]) == 2
     assert "pip install simsbrt[dask]" in capsys.readouterr().err
+
+
+def test_gpu_workers_respect_an_existing_cuda_visible_devices_list():
+    from simsbrt.sweep.runner import worker_gpu
+
+    assert [worker_gpu(i, "3,5") for i in range(3)] == ["3", "5", "3"]
+    assert worker_gpu(1, "GPU-aaaa, GPU-bbbb") == "GPU-bbbb"
+    assert [worker_gpu(i, None) for i in range(2)] == ["0", "1"] and worker_gpu(2, "") == "2"

@@ -206,14 +206,21 @@ def compute_influence(grid: Grid, density: np.ndarray, rows: np.ndarray, beamlet
     shape = np.asarray(grid.shape, dtype=np.int64)
     drv = _drivers(backend)
     timings = {}
+    if backend.name == "cuda":  # paid once per process when the backend was resolved (kernel cache on disk)
+        from simsbrt.backend import cuda_self_test
+
+        timings["compile_s"] = cuda_self_test(backend.device).seconds
 
     t0 = time.perf_counter()
     depths = drv.radiological_depths(points, sources, origin, spacing, shape, density.ravel())
     timings["depth_s"] = time.perf_counter() - t0
 
+    # on a device the copied control points are not built (the optimiser merges them away); the host copy
+    # repeats them (kernels/sparse.expand_copies)
+    on_device = {"copies": False} if backend.name != "cpu" else {}
     t0 = time.perf_counter()
     counts = drv.count_entries(points, depths, cpf, cpi, cell_to_col, beamlets.size_mm, params, row_tau,
-                               options.window_nsigma, int(options.max_tail_draws), int(options.seed))
+                               options.window_nsigma, int(options.max_tail_draws), int(options.seed), **on_device)
     offsets, nnz = drv.exclusive_offsets(counts)
     if nnz > MAX_NNZ:
         raise SpecError("rows", f"{nnz} non-zeros exceed int32 indexing; use fewer rows or a coarser grid")
@@ -222,23 +229,44 @@ def compute_influence(grid: Grid, density: np.ndarray, rows: np.ndarray, beamlet
     t0 = time.perf_counter()
     cols, vals = drv.fill_entries(points, depths, cpf, cpi, cell_to_col, beamlets.size_mm, params, row_tau,
                                   options.window_nsigma, int(options.max_tail_draws), int(options.seed), counts,
-                                  offsets, nnz)
+                                  offsets, nnz, **on_device)
     timings["fill_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     n_cp = beamlets.n_control_points
-    offsets = drv.to_host(offsets)
-    indptr = np.empty(len(rows) + 1, dtype=np.int32)
-    indptr[:-1] = offsets[::n_cp]
-    indptr[-1] = nnz
-    matrix = sp.csr_matrix((drv.to_host(vals), drv.to_host(cols), indptr),
-                           shape=(len(rows), beamlets.n_beamlets), copy=False)
+    shape = (len(rows), beamlets.n_beamlets)
+    device_matrix = None
+    if on_device:
+        device_matrix = _device_csr(drv, offsets, cols, vals, nnz, n_cp, shape)
+        from simsbrt.kernels.sparse import expand_copies
+
+        indptr, host_cols, host_vals = expand_copies(cpi, drv.to_host(counts), drv.to_host(offsets), drv.to_host(cols),
+                                                     drv.to_host(vals))
+        matrix = sp.csr_matrix((host_vals, host_cols, indptr), shape=shape, copy=False)
+    else:
+        offsets = drv.to_host(offsets)
+        indptr = np.empty(len(rows) + 1, dtype=np.int32)
+        indptr[:-1] = offsets[::n_cp]
+        indptr[-1] = nnz
+        matrix = sp.csr_matrix((drv.to_host(vals), drv.to_host(cols), indptr), shape=shape, copy=False)
     matrix.has_sorted_indices = False
     timings["assemble_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - t_start
     log.info("influence: %d rows x %d beamlets, %d non-zeros (%s)", len(rows), beamlets.n_beamlets, nnz, backend.name)
     return InfluenceMatrix(matrix, rows, grid, backend.name, backend.device, beamlets, options, timings,
-                           column_map_of(cpi, beamlets.column_offsets))
+                           column_map_of(cpi, beamlets.column_offsets), device_matrix)
+
+
+def _device_csr(drv, offsets, cols, vals, nnz: int, n_cp: int, shape):
+    """The device copy (simsbrt.optimize.device.DeviceCSR): row pointers from the pair offsets, no copy of
+    the entries; the copied control points' columns are empty."""
+    from simsbrt.optimize.device import DeviceCSR
+
+    xp = drv._xp()
+    indptr = xp.empty(shape[0] + 1, dtype=xp.int32)
+    indptr[:-1] = offsets[::n_cp]
+    indptr[-1] = nnz
+    return DeviceCSR(indptr, cols, vals, shape, copies_empty=True)
 
 
 def column_map_of(cpi: np.ndarray, column_offsets: np.ndarray) -> np.ndarray:

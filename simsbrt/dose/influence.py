@@ -10,6 +10,11 @@ column_map (optional, int64 per column): the index of each column's distinct bea
 with the same value are identical (the engine computes control points with identical geometry
 and beamlets once and copies them, e.g. the cw and ccw full arcs at a shared gantry angle); the
 representative of each set is its first column. None = every column distinct.
+
+device_matrix (optional): on a CUDA backend (and in the simulator) the engine keeps the matrix on
+the device, built without the copied columns (they are folded onto their representative when a
+dose is computed there); the optimiser and the candidate doses use it, the host copy ``matrix``
+serves the files and the CPU.
 """
 from __future__ import annotations
 
@@ -32,6 +37,7 @@ class InfluenceMatrix:
     options: object | None = None
     timings_s: dict = field(default_factory=dict)
     column_map: np.ndarray | None = None
+    device_matrix: object | None = None   # the engine's copy on its GPU (simsbrt.optimize.device.DeviceCSR)
 
     @property
     def n_voxels(self) -> int:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from simsbrt.errors import SpecError
 
-BACKENDS = ["cpu", "cuda", "auto"]
+BACKENDS = ["cpu", "cuda", "cudasim", "auto"]
 
 
 def _progress(message: str) -> None:
@@ -107,7 +107,8 @@ def add_planning_arguments(p, out_help: str, limit_scope: str = "", phantom_opti
     p.add_argument("--out", required=True, type=Path, help=out_help)
     p.add_argument("--arcs", default=None, help="ARCS.toml (default: two coplanar full arcs, 4 degrees)")
     p.add_argument("--backend", choices=BACKENDS, default=None,
-                   help="cpu | cuda | auto (default: $SIMSBRT_BACKEND, else auto)")
+                   help="cpu | cuda | cudasim (the CUDA kernels in the Numba simulator: tiny cases only) | auto "
+                        "(default: $SIMSBRT_BACKEND, else auto)")
     p.add_argument("--cord-prv-limit-gy", type=float, default=None,
                    help=f"SpinalCord_PRV02 D0.03cc limit{limit_scope} (default: the protocol's; sib_trial: 25 Gy)")
     p.add_argument("--search-steps", type=int, default=5, help="bisection steps of the boost / escalation search")

@@ -105,18 +105,10 @@ class ColumnMap:
 def merged_rows(matrix: sp.csr_matrix, rows: np.ndarray, columns: ColumnMap) -> sp.csr_matrix:
     """D_d restricted to ``rows``: the given rows of ``matrix`` with only the representative columns,
     renumbered to distinct indices (float32 values kept; one parallel pass, no intermediate copies)."""
-    from simsbrt.kernels.sparse import merge_columns_count, merge_columns_fill
+    from simsbrt.kernels.sparse import merge_rows
 
     matrix = matrix if sp.isspmatrix_csr(matrix) else sp.csr_matrix(matrix)
     rows = np.ascontiguousarray(rows, dtype=np.int64)
-    new_column = columns.column_filter()
-    counts = merge_columns_count(matrix.indptr, matrix.indices, rows, new_column)
-    indptr = np.zeros(len(rows) + 1, dtype=np.int64)
-    np.cumsum(counts, out=indptr[1:])
-    nnz = int(indptr[-1])
-    index_dtype = np.int32 if max(nnz, columns.n_distinct) < 2**31 else np.int64
-    indices = np.empty(nnz, dtype=index_dtype)
-    data = np.empty(nnz, dtype=matrix.dtype)
-    merge_columns_fill(matrix.indptr, matrix.indices, matrix.data, rows, new_column, indptr, indices, data)
-    return sp.csr_matrix((data, indices, indptr.astype(index_dtype)), shape=(len(rows), columns.n_distinct),
-                         copy=False)
+    indptr, indices, data = merge_rows(matrix.indptr, matrix.indices, matrix.data, rows, columns.column_filter(),
+                                       columns.n_distinct)
+    return sp.csr_matrix((data, indices, indptr), shape=(len(rows), columns.n_distinct), copy=False)

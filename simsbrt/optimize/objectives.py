@@ -2,8 +2,11 @@
 
 Each dose objective acts on the dose of a set of voxels (rows of the influence matrix) and
 returns its value and the gradient with respect to that dose; FluenceObjective chains them
-through the influence matrix: dF/dw = D^T (dF/dd). Written against an array module ``xp``
-(numpy on the CPU, cupy on a GPU) so one iteration never leaves the device.
+through the influence matrix: dF/dw = D^T (dF/dd). The per-voxel values and gradients are the
+device functions of kernels/device/sparse.py (penalty_value, penalty_gradient), run by the
+target's compiled drivers (simsbrt.optimize.device: numba on the CPU, Numba CUDA on a GPU or in
+the simulator); the array module only sums the per-voxel values, so one evaluation never leaves
+the device and hands the host one scalar.
 
 Penalties are normalised by the number of voxels they act on, so a weight means the same for a
 small cord PRV and a large target.
@@ -16,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from simsbrt.errors import SpecError, nonnegative_number
+from simsbrt.optimize.device import Target, target_of
 
 
 @dataclass(frozen=True)
@@ -33,51 +37,57 @@ class DoseObjective:
         if len(self.rows) == 0:
             raise SpecError(f"{self.name}.rows", "the structure has no voxels in the dose grid")
 
-    def residual(self, dose_rows, xp):  # pragma: no cover - abstract
-        raise NotImplementedError
+    kind = 0  # kernels/device/sparse.py penalty kind: +1 overdose, -1 underdose, 0 deviation
+
+    def accumulate(self, dose, grad, target: Target):
+        """Add d(value)/d(dose) to grad (full length, on the target) and return the value (a target scalar)."""
+        xp = target.xp
+        rows = self._rows_on(target)
+        terms = xp.empty(rows.shape[0], dtype=xp.float64)
+        target.kernels.penalty_terms(dose, rows, float(self.dose_gy), int(self.kind),
+                                     float(self.weight) / rows.shape[0], grad, terms)
+        return xp.sum(terms)
 
     def value_and_gradient(self, dose, xp=np):
         """Value and d(value)/d(dose) as a full-length vector (zero outside ``rows``)."""
-        d = dose[self.rows]
-        r = self.residual(d, xp)
-        n = r.size
-        value = self.weight * float(xp.dot(r, r)) / n
-        grad = xp.zeros_like(dose)
-        # d/dd of sum(r^2) with r = s * (d - dose_gy) clipped: 2 r dr/dd, dr/dd = +1 or -1 where active
-        grad[self.rows] = self.gradient_sign * 2.0 * self.weight * r / n
-        return value, grad
+        target = target_of(xp)
+        dose = target.xp.ascontiguousarray(dose, dtype=target.xp.float64)
+        grad = target.xp.zeros_like(dose)
+        value = self.accumulate(dose, grad, target)
+        return target.kernels.host_scalar(value), grad
 
-    gradient_sign = 1.0
+    def _rows_on(self, target: Target):
+        """The row indices as a target array (copied to a device once)."""
+        cache = self.__dict__.setdefault("_rows_cache", {})
+        if target.name not in cache:
+            rows = self.rows  # on a device already when the fluence problem built them (numpy in the simulator)
+            if target.name == "cuda" and isinstance(rows, np.ndarray):
+                rows = target.kernels.to_device(rows)
+            else:
+                rows = target.xp.asarray(rows)
+            cache[target.name] = rows
+        return cache[target.name]
 
 
 @dataclass(frozen=True)
 class SquaredOverdose(DoseObjective):
     """mean(max(0, d - D_ref)^2): a soft maximum dose (organ limits, target hot spots)."""
 
-    def residual(self, dose_rows, xp):
-        return xp.maximum(dose_rows - self.dose_gy, 0.0)
-
-    gradient_sign = 1.0
+    kind = 1
 
 
 @dataclass(frozen=True)
 class SquaredUnderdose(DoseObjective):
     """mean(max(0, D_ref - d)^2): a soft minimum dose (target coverage)."""
 
-    def residual(self, dose_rows, xp):
-        return xp.maximum(self.dose_gy - dose_rows, 0.0)
-
-    gradient_sign = -1.0
+    kind = -1
 
 
 @dataclass(frozen=True)
 class SquaredDeviation(DoseObjective):
     """mean((d - D_ref)^2): a homogeneity goal around a reference dose."""
 
-    def residual(self, dose_rows, xp):
-        return dose_rows - self.dose_gy
-
-    gradient_sign = 1.0
+    kind = 0
 
 
 @dataclass(frozen=True)
@@ -86,13 +96,15 @@ class Smoothness:
 
     ``pairs`` is an (n_pairs, 2) integer array of neighbouring beamlets (in the beam's-eye view
     and between adjacent control points); differences between them are penalised.
+    ``operators`` (target name -> the difference operator on it) may be shared between objectives
+    with the same pairs, so a device copy is made once per problem, not once per optimisation.
     """
 
     pairs: Any
     n_beamlets: int
     weight: float = 1.0
+    operators: dict = field(default_factory=dict, repr=False, compare=False)
     difference: Any = field(init=False, repr=False, compare=False)
-    _device_difference: Any = field(init=False, repr=False, compare=False, default=None)
 
     def __post_init__(self):
         import scipy.sparse as sp
@@ -109,24 +121,25 @@ class Smoothness:
         object.__setattr__(self, "difference", L)
 
     def value_and_gradient(self, weights, xp=np):
+        value, grad = self.accumulate(weights, target_of(xp))
+        return target_of(xp).kernels.host_scalar(value), grad
+
+    def accumulate(self, weights, target: Target):
+        """(value as a target scalar, gradient): L w and L^T (L w) through the target's CSR products."""
         n = max(self.difference.shape[0], 1)
-        L = self.difference if xp is np else self._on_device()
+        L = self._operator(target)
         diff = L @ weights
-        value = self.weight * float(xp.dot(diff, diff)) / n
+        value = (self.weight / n) * target.xp.dot(diff, diff)
         grad = (2.0 * self.weight / n) * (L.T @ diff)
         return value, grad
 
-    def _on_device(self):
-        """The difference operator on the GPU, copied once (not once per iteration)."""
-        if self._device_difference is None:
-            object.__setattr__(self, "_device_difference", _to_device_sparse(self.difference))
-        return self._device_difference
+    def _operator(self, target: Target):
+        """The difference operator on the target, built (and copied to a device) once."""
+        from simsbrt.optimize.problem import SparseOperator
 
-
-def _to_device_sparse(matrix):
-    import cupyx.scipy.sparse as csp
-
-    return csp.csr_matrix(matrix)
+        if target.name not in self.operators:
+            self.operators[target.name] = SparseOperator(self.difference, target=target)
+        return self.operators[target.name]
 
 
 @dataclass(frozen=True)
@@ -140,22 +153,23 @@ class FluenceObjective:
     dose_objectives: tuple
     weight_objectives: tuple = ()
     xp: Any = np
+    target: Target | None = None
 
     def dose(self, weights):
         return self.influence @ weights
 
     def value_and_gradient(self, weights):
-        xp = self.xp
+        """(value, gradient): the value crosses to the host (one scalar), the gradient stays on the target."""
+        target = self.target if self.target is not None else target_of(self.xp)
+        xp = target.xp
         dose = self.dose(weights)
         total = 0.0
         grad_dose = xp.zeros_like(dose)
         for objective in self.dose_objectives:
-            value, grad = objective.value_and_gradient(dose, xp)
-            total += value
-            grad_dose += grad
+            total = total + objective.accumulate(dose, grad_dose, target)
         grad_w = self.influence.T @ grad_dose
         for objective in self.weight_objectives:
-            value, grad = objective.value_and_gradient(weights, xp)
-            total += value
+            value, grad = objective.accumulate(weights, target)
+            total = total + value
             grad_w = grad_w + grad
-        return total, grad_w
+        return target.kernels.host_scalar(total), grad_w

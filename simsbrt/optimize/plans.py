@@ -230,7 +230,8 @@ def prepare_plan_inputs(phantom, arc_set=None, backend: str | Backend | None = "
                                   influence_options or InfluenceOptions(), engine_backend,
                                   exact_rows=exact_row_mask(rows, phantom.structures))
     return PlanInputs(phantom, arc_set, influence, backend,
-                      {"geometry_s": geometry_s, "dose_s": float(influence.timings_s.get("total_s", 0.0))})
+                      {"geometry_s": geometry_s, "dose_s": float(influence.timings_s.get("total_s", 0.0)),
+                       **({"compile_s": influence.timings_s["compile_s"]} if "compile_s" in influence.timings_s else {})})
 
 
 # ------------------------------------------------------------------ protocols
@@ -302,9 +303,8 @@ class _Planner:
         self.phantom = inputs.phantom
         self.masks = inputs.phantom.structures
         self.voxel_cc = inputs.phantom.grid.voxel_volume_cc
-        xp = inputs.backend.xp
         t0 = time.perf_counter()
-        self.problem = FluenceProblem.build(inputs.influence, self.masks, xp=xp)
+        self.problem = FluenceProblem.build(inputs.influence, self.masks, target=inputs.backend)
         self.timings = {"problem_s": time.perf_counter() - t0, "optimise_s": 0.0, "evaluate_s": 0.0}
         self.n_iterations = 0
         self.numbers = plan_numbers(settings)
@@ -340,7 +340,7 @@ class _Planner:
         self.timings["optimise_s"] += time.perf_counter() - t0
         self.n_iterations += result.n_iter
         t0 = time.perf_counter()
-        dose = full_dose_grid(self.inputs.influence, weights)
+        dose = full_dose_grid(self.inputs.influence, weights, self.problem.target)
         factor = prescription_scale_factor(protocol, dose, self.masks, self.voxel_cc)
         # evaluated as stored in PLAN.h5 (float32), so the search and the final verdict agree
         weights, dose = weights * factor, (dose * factor).astype(np.float32)
@@ -378,10 +378,16 @@ class _ProblemWithExtra(FluenceProblem):
         return replace(base, dose_objectives=base.dose_objectives + self.extra_objectives)
 
 
-def full_dose_grid(influence, weights) -> np.ndarray:
+def full_dose_grid(influence, weights, target=None) -> np.ndarray:
     """influence.dose_grid(weights), on the CPU with the parallel CSR kernel (float64 accumulation, the
-    same sums as scipy's product; scipy would first copy the float32 matrix to float64)."""
+    same sums as scipy's product; scipy would first copy the float32 matrix to float64); on a device
+    target (simsbrt.optimize.device) with its CSR kernel on the matrix kept there."""
     import scipy.sparse as sp
+
+    if target is not None and target.on_gpu:
+        from simsbrt.optimize.device import dose_grid
+
+        return dose_grid(influence, weights, target)
 
     m = influence.matrix
     w = np.ascontiguousarray(weights, dtype=np.float64)

@@ -19,7 +19,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from simsbrt.errors import SpecError, nonnegative_number
-from simsbrt.optimize.columns import ColumnMap, merged_rows
+from simsbrt.optimize.columns import ColumnMap
+from simsbrt.optimize.device import DeviceCSR, influence_on_device, target_of
 from simsbrt.optimize.objectives import FluenceObjective, Smoothness, SquaredOverdose, SquaredUnderdose
 from simsbrt.optimize.protocol_numbers import default_goal_values
 from simsbrt.optimize.solvers import SolverOptions, SolverResult, minimize_nonnegative
@@ -98,50 +99,67 @@ class PlanGoals:
 
 
 class SparseOperator:
-    """D (rows x beamlets) and its transpose as CSR on the array module's device (scipy or cupyx).
+    """D (rows x beamlets) and its transpose as CSR on the optimiser's target (simsbrt.optimize.device).
 
     Stored in float32 by default (the influence matrix's own precision; half the memory traffic of
-    float64 per product). On the CPU both products run in the numba kernel kernels/sparse.py
-    (parallel over rows, float64 accumulation; D^T g on a transposed CSR copy, so no scattered
-    writes); with cupy they are cupyx's. Results are float64, so the objective and the solver work
-    in double precision. parallel=False uses scipy's (single-threaded) product instead.
+    float64 per product). Both products are the target's compiled CSR row gather (kernels/device/
+    sparse.py: numba prange on the CPU, Numba CUDA on a GPU or in the simulator), float64
+    accumulation; D^T g runs on a transposed CSR copy built on the target by the row-block transpose
+    kernel, so no product writes to scattered addresses. Column indices are 16-bit where they fit.
+    Results are float64, so the objective and the solver work in double precision.
+    parallel=False uses scipy's (single-threaded, CPU) product instead: the reference.
     """
 
-    def __init__(self, matrix: sp.csr_matrix, xp=np, dtype=np.float32, parallel: bool = True):
-        self.xp = xp
-        self.shape = matrix.shape
+    def __init__(self, matrix: sp.csr_matrix, xp=np, dtype=np.float32, parallel: bool = True, target=None):
+        self.target = target_of(xp) if target is None else target_of(target)
+        self.xp = self.target.xp
+        self.shape = tuple(matrix.shape)
         self.dtype = np.dtype(dtype)
         host = matrix if (sp.isspmatrix_csr(matrix) and matrix.dtype == self.dtype) else sp.csr_matrix(matrix, dtype=dtype)
-        host_t = host.T.tocsr()
-        self._kernel = None
-        if xp is np:
-            self._m, self._mt = host, host_t
-            if parallel:
-                from simsbrt.kernels.sparse import csr_matvec
+        self._scipy = None
+        if not parallel:
+            if self.target.on_gpu:
+                raise SpecError("parallel", "scipy's product runs on the CPU only")
+            self._scipy = (host, host.T.tocsr())
+            self._m, self._mt = _RawCSR(host.indptr, host.indices, host.data, host.shape), None
+            return
+        self._set(DeviceCSR.upload(host, self.target))
 
-                self._kernel = csr_matvec
-                # the products are memory-bound: 16-bit column indices where they fit (6 instead of 8 bytes
-                # per non-zero; the distinct beamlets of two full arcs and the optimisation rows do)
-                self._m, self._mt = _narrow_indices(host), _narrow_indices(host_t)
-        else:  # cupy: the matrix lives on the GPU for the whole optimisation
-            import cupyx.scipy.sparse as csp
+    @classmethod
+    def on_target(cls, csr: DeviceCSR, target) -> "SparseOperator":
+        """An operator on a CSR matrix already on the target (no copy)."""
+        op = cls.__new__(cls)
+        op.target = target_of(target)
+        op.xp = op.target.xp
+        op.shape = tuple(csr.shape)
+        op.dtype = np.dtype(str(csr.data.dtype))
+        op._scipy = None
+        op._set(csr)
+        return op
 
-            self._m, self._mt = csp.csr_matrix(host), csp.csr_matrix(host_t)
+    def _set(self, m: DeviceCSR) -> None:
+        k = self.target.kernels
+        t_indptr, t_indices, t_data = k.csr_transpose(m.indptr, m.indices, m.data, m.shape[1])
+        # the products are memory-bound: 16-bit column indices where they fit (6 instead of 8 bytes per
+        # non-zero; the distinct beamlets of two full arcs and the optimisation rows do)
+        self._m = _narrow_indices(self.xp, m.indptr, m.indices, m.data, m.shape)
+        self._mt = _narrow_indices(self.xp, t_indptr, t_indices, t_data, m.shape[::-1])
 
     @property
     def nnz(self) -> int:
         return int(self._m.nnz)
 
     def _apply(self, matrix, vector):
-        if self._kernel is not None:
-            x = np.ascontiguousarray(vector, dtype=np.float64)
-            if x.shape != (matrix.shape[1],):
-                raise ValueError(f"vector needs shape ({matrix.shape[1]},), got {x.shape}")
-            out = np.empty(matrix.shape[0], dtype=np.float64)
-            self._kernel(matrix.indptr, matrix.indices, matrix.data, x, out)
-            return out
-        out = matrix @ vector.astype(self.dtype, copy=False)
-        return out.astype(self.xp.float64, copy=False)
+        if self._scipy is not None:
+            m = self._scipy[0] if matrix is self._m else self._scipy[1]
+            return (m @ vector.astype(self.dtype, copy=False)).astype(np.float64, copy=False)
+        xp = self.xp
+        x = xp.ascontiguousarray(vector, dtype=xp.float64)
+        if x.shape != (matrix.shape[1],):
+            raise ValueError(f"vector needs shape ({matrix.shape[1]},), got {x.shape}")
+        out = xp.empty(matrix.shape[0], dtype=xp.float64)
+        self.target.kernels.csr_matvec(matrix.indptr, matrix.indices, matrix.data, x, out)
+        return out
 
     def __matmul__(self, vector):
         return self._apply(self._m, vector)
@@ -151,22 +169,23 @@ class SparseOperator:
         return _Transposed(self)
 
 
-def _narrow_indices(m: sp.csr_matrix):
-    """(indptr, indices, data, shape) with uint16 column indices when the matrix has < 2**16 columns."""
-    indices = m.indices.astype(np.uint16) if m.shape[1] <= np.iinfo(np.uint16).max + 1 else m.indices
-    return _RawCSR(m.indptr, indices, m.data, m.shape)
+def _narrow_indices(xp, indptr, indices, data, shape):
+    """A CSR with uint16 column indices when the matrix has <= 2**16 columns."""
+    if shape[1] <= np.iinfo(np.uint16).max + 1 and indices.dtype != np.uint16:
+        indices = indices.astype(xp.uint16)
+    return _RawCSR(indptr, indices, data, tuple(shape))
 
 
 @dataclass(frozen=True, eq=False)
 class _RawCSR:
-    indptr: np.ndarray
-    indices: np.ndarray
-    data: np.ndarray
+    indptr: Any
+    indices: Any
+    data: Any
     shape: tuple
 
     @property
     def nnz(self) -> int:
-        return int(self.data.size)
+        return int(self.data.shape[0])
 
 
 class _Transposed:
@@ -175,7 +194,8 @@ class _Transposed:
         self.shape = op.shape[::-1]
 
     def __matmul__(self, vector):
-        return self._op._apply(self._op._mt, vector)
+        op = self._op
+        return op._apply(op._mt if op._scipy is None else None, vector)
 
 
 def beamlet_neighbour_pairs(beamlets) -> np.ndarray:
@@ -210,6 +230,22 @@ def beamlet_neighbour_pairs(beamlets) -> np.ndarray:
     return np.concatenate(pairs).astype(np.int64) if pairs else np.zeros((0, 2), dtype=np.int64)
 
 
+def _merged_operator(influence, used_idx: np.ndarray, columns: ColumnMap, target, parallel: bool):
+    """D_d (the used rows, distinct columns) as an operator, merged on the target from its copy of D."""
+    if not parallel:
+        from simsbrt.optimize.columns import merged_rows
+
+        return SparseOperator(merged_rows(influence.matrix, used_idx, columns), parallel=False)
+    full = influence_on_device(influence, target)
+    if full.copies_empty and not np.array_equal(columns.distinct_of, ColumnMap.of(influence).distinct_of):
+        full = DeviceCSR.upload(influence.matrix, target)  # the copies' own columns are wanted: the full matrix
+    k = target.kernels
+    indptr, indices, data = k.merge_rows(full.indptr, full.indices, full.data,
+                                         k.to_device(np.ascontiguousarray(used_idx, dtype=np.int64)),
+                                         k.to_device(columns.column_filter()), columns.n_distinct)
+    return SparseOperator.on_target(DeviceCSR(indptr, indices, data, (len(used_idx), columns.n_distinct)), target)
+
+
 def ring_mask(grid, structures: dict, inner_mm: float = 5.0, outer_mm: float = 20.0) -> np.ndarray:
     """Body voxels between inner_mm and outer_mm from the PTV (a normal-tissue fall-off region)."""
     from scipy.ndimage import distance_transform_edt
@@ -241,11 +277,16 @@ class FluenceProblem:
     xp: Any = np
     row_counts: dict = field(default_factory=dict)
     columns: ColumnMap | None = None
+    target: Any = None
 
     @classmethod
     def build(cls, influence, structures: dict, beamlets=None, xp=np, ring_mm=(5.0, 20.0),
               pairs: np.ndarray | None = None, merge_columns: bool = True,
-              parallel: bool = True) -> "FluenceProblem":
+              parallel: bool = True, target=None) -> "FluenceProblem":
+        """target (a Backend, its name or a Target; default: that of xp) runs the products and objectives;
+        the merged matrix is built there from the influence matrix's copy on it."""
+        target = target_of(xp) if target is None else target_of(target)
+        xp = target.xp
         matrix = influence.matrix
         voxel_indices = np.asarray(influence.voxel_indices)
         grid = influence.grid
@@ -266,27 +307,26 @@ class FluenceProblem:
             used |= m
         used_idx = np.flatnonzero(used)
         columns = ColumnMap.of(influence) if merge_columns else ColumnMap.identity(matrix.shape[1])
-        sub = merged_rows(matrix, used_idx, columns)
+        operator = _merged_operator(influence, used_idx, columns, target, parallel)
+        k = target.kernels
         rows = {}
         counts = {}
         for name, m in masks.items():
             r = np.flatnonzero(m[used_idx])
             counts[name] = int(r.size)
             if r.size:
-                rows[name] = xp.asarray(r)
-        operator = SparseOperator(sub, xp, parallel=parallel)
+                rows[name] = k.to_device(r)
         if pairs is None:
             pairs = beamlet_neighbour_pairs(beamlets if beamlets is not None else getattr(influence, "beamlets", None))
         pairs = columns.distinct_pairs(pairs)
         # typical distinct-beamlet weight (MU) giving the prescription on average in PTV_Eval: scales the
         # smoothness (D_d @ 1 summed over the target rows = the mean dose per MU of every beamlet)
-        target_rows = np.flatnonzero(masks[TARGET][used_idx])
-        target_sum = np.asarray(sub[target_rows].sum(axis=1)).ravel() if target_rows.size else np.zeros(0)
-        mean_per_mu = float(target_sum.mean()) if target_sum.size else 0.0
-        if mean_per_mu <= 0:
+        row_sums = operator @ xp.ones(columns.n_distinct, dtype=xp.float64)
+        mean_per_mu = k.host_scalar(xp.mean(row_sums[rows[TARGET]])) if TARGET in rows else 0.0
+        if not mean_per_mu > 0:
             raise SpecError("influence", "no beamlet reaches PTV_Eval: check the arcs and the isocentre")
         return cls(operator, rows, columns.n_distinct, np.asarray(pairs, dtype=np.int64), 1.0 / mean_per_mu,
-                   xp, counts, columns)
+                   xp, counts, columns, target)
 
     @property
     def column_map(self) -> ColumnMap:
@@ -339,8 +379,9 @@ class FluenceProblem:
         if len(self.pairs) and w.smoothness > 0:
             # penalise differences relative to the typical weight: dimensionless like the dose terms (Gy^2)
             scale = (1.0 / self.weight_scale_mu) ** 2  # (prescription / typical weight)^2
-            weight_objs = (Smoothness(self.pairs, self.n_beamlets, w.smoothness * scale),)
-        return FluenceObjective(self.operator, tuple(objs), weight_objs, self.xp)
+            weight_objs = (Smoothness(self.pairs, self.n_beamlets, w.smoothness * scale,
+                                      self.__dict__.setdefault("_smoothness_operators", {})),)
+        return FluenceObjective(self.operator, tuple(objs), weight_objs, self.xp, self.target)
 
     def optimise(self, goals: PlanGoals, weights0=None, solver: str = "projected_lbfgs",
                  options: SolverOptions = SolverOptions()) -> SolverResult:
@@ -348,5 +389,7 @@ class FluenceProblem:
         delivered weights (one per influence column); the objective works on distinct beamlets."""
         objective = self.objective(goals)
         x0 = self.initial_variables(goals.prescription_gy) if weights0 is None else self.to_distinct(weights0)
-        result = minimize_nonnegative(objective.value_and_gradient, x0, solver, self.xp, options)
+        kernels = target_of(self.target if self.target is not None else self.xp).kernels
+        result = minimize_nonnegative(objective.value_and_gradient, x0, solver, self.xp, options,
+                                      host_scalar=kernels.host_scalar)
         return replace(result, x=self.to_delivered(result.x))

@@ -1,8 +1,8 @@
 """Bound-constrained (w >= 0) solvers for the fluence problem.
 
 ``projected_lbfgs`` is written against an array module ``xp``: with numpy it runs on the CPU,
-with cupy (and a cupyx sparse influence operator) every iteration stays on the device; only
-scalars (objective value, dot products) cross to the host. It is a projected L-BFGS with an
+with cupy (and the influence operator's CUDA kernels) every iteration stays on the device; only
+a handful of scalars per iteration cross to the host (see projected_lbfgs). It is a projected L-BFGS with an
 active set: variables at the bound whose gradient pushes outwards are frozen, the two-loop
 recursion (Nocedal & Wright, Numerical Optimization, 2nd ed., Algorithm 7.4) acts on the free
 ones, and a backtracking Armijo search runs along the projection arc
@@ -54,12 +54,14 @@ class SolverResult:
     history: tuple = field(default=(), repr=False)
 
 
-def _dot(xp, a, b) -> float:
-    return float(xp.dot(a, b))
+def projected_lbfgs(fun: Callable, x0, xp=np, options: SolverOptions = SolverOptions(),
+                    host_scalar: Callable = float) -> SolverResult:
+    """Minimise fun(x) -> (value, gradient) subject to x >= 0; x0 is projected first.
 
-
-def projected_lbfgs(fun: Callable, x0, xp=np, options: SolverOptions = SolverOptions()) -> SolverResult:
-    """Minimise fun(x) -> (value, gradient) subject to x >= 0; x0 is projected first."""
+    host_scalar reads a device scalar on the host (one synchronisation on a GPU); per iteration the
+    solver reads four (projected-gradient test, slope, curvature test, relative decrease) plus one
+    per trial step (Armijo test), and fun one (the value): the two-loop recursion keeps its
+    scalars on the device."""
     x = xp.maximum(xp.asarray(x0, dtype=xp.float64), 0.0)
     f, g = fun(x)
     n_eval = 1
@@ -70,17 +72,17 @@ def projected_lbfgs(fun: Callable, x0, xp=np, options: SolverOptions = SolverOpt
     it = 0
     for it in range(1, options.max_iter + 1):
         pg = x - xp.maximum(x - g, 0.0)
-        if float(xp.max(xp.abs(pg))) <= options.pgtol * max(1.0, abs(f)):
+        if host_scalar(xp.max(xp.abs(pg))) <= options.pgtol * max(1.0, abs(f)):
             message, converged, it = "projected gradient below tolerance", True, it - 1
             break
         free = ~((x <= 0.0) & (g > 0.0))
         d = _two_loop_direction(g, free, s_hist, y_hist, xp)
-        slope = _dot(xp, g, d)
+        slope = host_scalar(xp.dot(g, d))
         if not slope < 0.0:  # not a descent direction: restart from steepest descent
             s_hist.clear()
             y_hist.clear()
             d = _two_loop_direction(g, free, s_hist, y_hist, xp)
-            slope = _dot(xp, g, d)
+            slope = host_scalar(xp.dot(g, d))
             if not slope < 0.0:
                 message, converged = "no descent direction", True
                 break
@@ -90,7 +92,7 @@ def projected_lbfgs(fun: Callable, x0, xp=np, options: SolverOptions = SolverOpt
             x_new = xp.maximum(x + step * d, 0.0)
             f_new, g_new = fun(x_new)
             n_eval += 1
-            if f_new <= f + options.armijo_c1 * _dot(xp, g, x_new - x):
+            if f_new <= f + options.armijo_c1 * host_scalar(xp.dot(g, x_new - x)):
                 accepted = True
                 break
             step *= 0.5
@@ -99,8 +101,7 @@ def projected_lbfgs(fun: Callable, x0, xp=np, options: SolverOptions = SolverOpt
             break
         s = x_new - x
         y = g_new - g
-        sy = _dot(xp, s, y)
-        if sy > 1e-12 * _dot(xp, y, y):
+        if host_scalar(xp.dot(s, y) - 1e-12 * xp.dot(y, y)) > 0.0:
             s_hist.append(s)
             y_hist.append(y)
         decrease = f - f_new
@@ -113,28 +114,30 @@ def projected_lbfgs(fun: Callable, x0, xp=np, options: SolverOptions = SolverOpt
 
 
 def _two_loop_direction(g, free, s_hist, y_hist, xp):
-    """-H g on the free variables (L-BFGS two-loop recursion); the first step is scaled to the iterate."""
+    """-H g on the free variables (L-BFGS two-loop recursion); the first step is scaled to the iterate.
+    Every scalar stays an array-module scalar (no host round trip on a device)."""
     q = xp.where(free, g, 0.0)
     if not s_hist:
-        norm = float(xp.sqrt(xp.dot(q, q)))
-        return -q / norm if norm > 0 else -q
+        norm = xp.sqrt(xp.dot(q, q))
+        return -q / xp.where(norm > 0, norm, 1.0)
     alphas = []
     rhos = []
     for s, y in zip(reversed(s_hist), reversed(y_hist)):
         s_f = xp.where(free, s, 0.0)
         y_f = xp.where(free, y, 0.0)
-        sy = _dot(xp, s_f, y_f)
-        rho = 1.0 / sy if sy > 0 else 0.0
-        a = rho * _dot(xp, s_f, q)
+        sy = xp.dot(s_f, y_f)
+        rho = 1.0 / xp.where(sy > 0, sy, xp.inf)  # 0 where sy <= 0
+        a = rho * xp.dot(s_f, q)
         q = q - a * y_f
         alphas.append(a)
         rhos.append((rho, s_f, y_f))
     s_last, y_last = rhos[0][1], rhos[0][2]
-    yy = _dot(xp, y_last, y_last)
-    gamma = _dot(xp, s_last, y_last) / yy if yy > 0 else 1.0
-    r = gamma * q if gamma > 0 else q
+    yy = xp.dot(y_last, y_last)
+    gamma = xp.dot(s_last, y_last) / xp.where(yy > 0, yy, 1.0)
+    gamma = xp.where((yy > 0) & (gamma > 0), gamma, 1.0)
+    r = gamma * q
     for (rho, s_f, y_f), a in zip(reversed(rhos), reversed(alphas)):
-        b = rho * _dot(xp, y_f, r)
+        b = rho * xp.dot(y_f, r)
         r = r + (a - b) * s_f
     return -xp.where(free, r, 0.0)
 
@@ -161,10 +164,10 @@ def scipy_lbfgsb(fun: Callable, x0, options: SolverOptions = SolverOptions()) ->
 
 
 def minimize_nonnegative(fun: Callable, x0, solver: str = "projected_lbfgs", xp=np,
-                         options: SolverOptions = SolverOptions()) -> SolverResult:
+                         options: SolverOptions = SolverOptions(), host_scalar: Callable = float) -> SolverResult:
     """Dispatch to a solver by name; scipy's L-BFGS-B is CPU-only."""
     if solver == "projected_lbfgs":
-        return projected_lbfgs(fun, x0, xp, options)
+        return projected_lbfgs(fun, x0, xp, options, host_scalar)
     if solver == "scipy_lbfgsb":
         if xp is not np:
             raise SpecError("solver", "scipy_lbfgsb runs on the CPU only; use projected_lbfgs on a GPU")

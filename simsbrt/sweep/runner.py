@@ -432,7 +432,14 @@ def _worker_init(gpu_counter, use_gpus: bool) -> None:
         with gpu_counter.get_lock():
             index = gpu_counter.value
             gpu_counter.value += 1
-        os.environ["CUDA_VISIBLE_DEVICES"] = str(index)
+        os.environ["CUDA_VISIBLE_DEVICES"] = worker_gpu(index, os.environ.get("CUDA_VISIBLE_DEVICES"))
+
+
+def worker_gpu(index: int, visible: str | None) -> str:
+    """The CUDA_VISIBLE_DEVICES entry of worker ``index``: the index-th entry of an existing list (ids or
+    UUIDs, cycled), else the index itself."""
+    entries = [e.strip() for e in (visible or "").split(",") if e.strip()]
+    return entries[index % len(entries)] if entries else str(index)
 
 
 def split_for_workers(groups, n_workers: int) -> tuple[list, set]:
