@@ -19,7 +19,7 @@ Stages (GPU = --backend: cuda by default, cudasim with --tiny):
   6. host <-> device crossings inside optimiser iterations (copies: none; scalars: a handful).
   7. peak device memory.
 Checks (correctness) decide the exit code; targets (speed) are reported as met / missed.
---tiny: the tiny phantom of simsbrt.optimize.tiny_case, a 1 x 1 cm field, a short search; the
+--tiny: the tiny phantom of simsbrt.tiny_case, a 1 x 1 cm field, a short search; the
 simulator's times mean nothing (it runs each CUDA thread as a Python thread).
 --details FILE: also write the raw results (JSON) there.
 """
@@ -131,7 +131,7 @@ def stage_pdd(table: Table, backend, tiny: bool) -> None:
 
 def _inputs(backend, tiny: bool):
     if tiny:
-        from simsbrt.optimize.tiny_case import tiny_inputs
+        from simsbrt.tiny_case import tiny_inputs
 
         return tiny_inputs(backend)
     from simsbrt.geometry.arcs import default_arc_set
@@ -189,7 +189,7 @@ def stage_plans(table: Table, gpu_inputs, cpu_inputs, tiny: bool, memory: Memory
     settings = PlanSettings()
     tol = METRIC_TOL_GY
     if tiny:
-        from simsbrt.optimize.tiny_case import tiny_settings
+        from simsbrt.tiny_case import tiny_settings
 
         settings, tol = tiny_settings(), TINY_METRIC_TOL_GY
     details = {}
@@ -218,7 +218,7 @@ def stage_plans(table: Table, gpu_inputs, cpu_inputs, tiny: bool, memory: Memory
 
 def stage_crossings(table: Table, gpu_inputs) -> dict:
     """Host <-> device copies and device scalars read on the host during optimiser iterations."""
-    from simsbrt.optimize.tiny_case import count_iteration_crossings
+    from simsbrt.tiny_case import count_iteration_crossings
 
     c = count_iteration_crossings(gpu_inputs)
     per_iter = c["host_scalar"] / max(c["iterations"], 1)

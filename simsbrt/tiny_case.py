@@ -1,5 +1,7 @@
 """A tiny planning case for the CUDA path in the simulator, and a counter of host <-> device crossings.
 
+Test data, not planner logic (so it lives outside simsbrt.optimize, whose code holds no clinical dose).
+
 benchmarks/gpu_acceptance.py --tiny plans this case on the CPU and on a device backend (the
 simulator in CI): influence matrix (kernels/cuda.py), the optimiser's matrix merged and transposed
 on the device, products and objectives (kernels/cuda_sparse.py), the SIB search's candidate doses.
