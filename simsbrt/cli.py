@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "simsbrt.sweep.cli",
     "simsbrt.dicom.cli",
     "simsbrt.teach.cli",
+    "simsbrt.view.cli",
 )
 
 
