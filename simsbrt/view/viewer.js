@@ -49,19 +49,22 @@
   const AXIS_NAME = ["x", "y", "z"];
   const worldMm = (v) => [OX + v[0] * SX, OY + v[1] * SY, OZ + v[2] * SZ];
 
-  // the three views side by side in about 900 pixels, at 1 to 3 pixels per mm
+  // axial beside the coronal-over-sagittal column in about 1000 pixels, at 1 to 3 pixels per mm
+  const ZOOMS = [1, 1.25, 1.5, 2, 3];
   function defaultZoom() {
-    const z = 900 / (2 * NX * SX + NY * SY);
-    return [3, 2, 1.5, 1].find((v) => v <= z) || 1;
+    const z = 1000 / (NX * SX + Math.max(NX * SX, NY * SY));
+    return ZOOMS.slice().reverse().find((v) => v <= z) || 1;
   }
+  const DVH_DEFAULT = ["GTV", "PTV_Eval", "SpinalCord_PRV02", "ThecalSac"];   // the protocol's structures
   const state = {
     slice: { sagittal: DOC.start[0], coronal: DOC.start[1], axial: DOC.start[2] },
     cursor: null, display: "single", a: dosePlans.length ? dosePlans[0] : 0,
     b: dosePlans.length > 1 ? dosePlans[1] : 0, zoom: defaultZoom(), levels: DOC.isodose_gy.slice(),
     washMin: Math.round(0.1 * maxDose * 10) / 10, washMax: Math.ceil(maxDose), opacity: 0.5, diffRange: 5,
-    shown: new Set(structureNames.filter((n) => n !== "Body" || structureNames.length === 1)), only: null, renders: 0,
+    shown: new Set(structureNames), dvh: new Set(structureNames.filter((n) => DVH_DEFAULT.includes(n))),
+    only: null, renders: 0,
   };
-  if (structureNames.includes("Body")) state.shown.add("Body");
+  if (!state.dvh.size) structureNames.forEach((n) => state.dvh.add(n));
 
   // --------------------------------------------------------------- colour maps
   const TURBO = [[48, 18, 59], [70, 107, 227], [40, 187, 236], [50, 242, 152], [164, 252, 60],
@@ -111,7 +114,7 @@
   const inOpacity = addControl("opacity", el("input", { id: "opacity", type: "range", min: "0", max: "1", step: "0.05", value: state.opacity }));
   const inDiff = addControl("difference scale +/- (Gy)", el("input", { id: "diff-range", type: "number", step: "0.5", min: "0.1", value: state.diffRange }));
   const selZoom = addControl("zoom", el("select", { id: "zoom" }));
-  for (const z of [1, 1.5, 2, 3]) selZoom.appendChild(el("option", { value: String(z) }, z + " px/mm"));
+  for (const z of ZOOMS) selZoom.appendChild(el("option", { value: String(z) }, z + " px/mm"));
   selZoom.value = String(state.zoom);
 
   const main = el("div", { id: "main" });
@@ -126,15 +129,19 @@
   side.appendChild(dvhCanvas);
   const structDiv = el("div", { id: "structures" });
   side.appendChild(structDiv);
-  structDiv.appendChild(el("div", {}, "structures (outline and DVH):"));
+  structDiv.appendChild(el("div", {}, "structures: outline / DVH"));
   for (const name of structureNames) {
     const l = el("label");
-    const cb = el("input", { type: "checkbox", "data-structure": name });
-    cb.checked = state.shown.has(name);
-    cb.addEventListener("change", () => { cb.checked ? state.shown.add(name) : state.shown.delete(name); render(); });
+    const toggle = (set, title, attrs) => {
+      const cb = el("input", { type: "checkbox", title, ...attrs });
+      cb.checked = set.has(name);
+      cb.addEventListener("change", () => { cb.checked ? set.add(name) : set.delete(name); render(); });
+      return cb;
+    };
     const sw = el("span", { class: "swatch" });
     sw.style.background = structureColour[name];
-    l.append(cb, sw, document.createTextNode(name));
+    l.append(toggle(state.shown, "outline", { "data-structure": name }), toggle(state.dvh, "DVH", { "data-dvh": name }),
+             sw, document.createTextNode(name));
     structDiv.appendChild(l);
   }
   const notes = el("div", { id: "notes" });
@@ -154,18 +161,21 @@
   const labels = {};
   const head = el("tr");
   head.appendChild(el("th"));
+  const headCells = { axial: el("th"), coronal: el("th") };
+  headCells.sagittal = headCells.coronal;
   for (const name of PLANE_NAMES) {
-    const th = el("th");
+    const th = headCells[name];
     const P = PLANES[name];
     const n = AXIS_N[P.axis];
-    th.appendChild(document.createTextNode(name));
+    const box = el("div", {}, name);
     const s = el("input", { type: "range", class: "slider", id: `slider-${name}`, min: "0", max: String(n - 1), step: "1",
                            value: String(state.slice[name]) });
     s.addEventListener("input", () => { state.slice[name] = parseInt(s.value, 10); render(); });
     sliders[name] = s;
     labels[name] = el("span", { class: "slider-label", id: `label-${name}` });
-    th.append(s, labels[name]);
-    head.appendChild(th);
+    box.append(s, labels[name]);
+    th.appendChild(box);
+    if (!head.contains(th)) head.appendChild(th);
   }
   table.appendChild(head);
   const panelRows = el("tbody");
@@ -187,16 +197,18 @@
       const td0 = el("td");
       td0.appendChild(el("div", { class: "panel-title" }, title));
       tr.appendChild(td0);
+      const cells = { axial: el("td"), coronal: el("td") };
+      cells.sagittal = cells.coronal;
       for (const name of PLANE_NAMES) {
         const P = PLANES[name];
-        const td = el("td");
+        const td = cells[name];
         const c = el("canvas", { class: "view", id: `view-${pn}-${name}`, width: String(Math.round(P.nc * P.dc * state.zoom)),
                                 height: String(Math.round(P.nr * P.dr * state.zoom)) });
         c.dataset.plane = name;
         attachMouse(c, name);
         td.appendChild(c);
-        td.appendChild(el("div", { class: "orient" }, `top ${P.top}, bottom ${P.bottom}, left ${P.left}, right ${P.right}`));
-        tr.appendChild(td);
+        td.appendChild(el("div", { class: "orient" }, `${name}: top ${P.top}, bottom ${P.bottom}, left ${P.left}, right ${P.right}`));
+        if (!tr.contains(td)) tr.appendChild(td);
         canvases.push({ canvas: c, plane: name, panel });
       }
       panelRows.appendChild(tr);
@@ -406,7 +418,7 @@
       ctx.lineWidth = 1.8;
       legend.push(`${m === 0 ? "solid" : "dashed"}: ${p.label}`);
       for (const name of structureNames) {
-        if (!state.shown.has(name) || !p.dvh[name]) continue;
+        if (!state.dvh.has(name) || !p.dvh[name]) continue;
         ctx.strokeStyle = structureColour[name];
         ctx.beginPath();
         p.dvh[name].forEach((v, q) => (q ? ctx.lineTo(X(axis[q]), Y(v)) : ctx.moveTo(X(axis[q]), Y(v))));
