@@ -97,6 +97,12 @@ def test_page_is_self_contained(files, capsys):
     assert len(doc["anatomies"]) == 1    # same phantom: stored once
 
 
+def test_phantom_show_draws_a_plan_files_phantom_and_points_to_the_viewer(files, capsys):
+    root, plan_a, _, _ = files
+    assert main(["phantom", "show", str(plan_a), "--out", str(root / "plan_phantom.png")]) == 0
+    assert "simsbrt view" in capsys.readouterr().out and (root / "plan_phantom.png").stat().st_size > 1000
+
+
 # ------------------------------------------------------------------ in the browser
 def chromium() -> str:
     for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):

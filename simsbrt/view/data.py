@@ -49,7 +49,7 @@ def file_kind(path) -> str:
 
     p = Path(path)
     if not p.is_file():
-        raise SpecError("files", f"{p}: no such file")
+        raise SpecError("file", f"{p}: no such file")
     try:
         with h5py.File(p, "r") as f:
             kind = f.attrs.get("kind")

@@ -244,6 +244,7 @@
     sliders[name].value = String(state.slice[name]);
   }
   document.addEventListener("keydown", (ev) => {
+    if (ev.target instanceof HTMLInputElement || ev.target instanceof HTMLSelectElement) return;   // their own keys
     const P = state.lastPlane || "axial";
     if (ev.key === "ArrowUp" || ev.key === "PageUp") { setSlice(P, state.slice[P] + 1); render(); }
     if (ev.key === "ArrowDown" || ev.key === "PageDown") { setSlice(P, state.slice[P] - 1); render(); }
