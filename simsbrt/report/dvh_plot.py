@@ -160,8 +160,8 @@ def dvh_figure(doses_gy: Mapping[str, np.ndarray], masks: Mapping[str, np.ndarra
             ax.plot(dose_axis, volume, color=colour, linestyle=plan_linestyle(plan, index), linewidth=1.6,
                     marker=plan_marker(plan, index) or None, markevery=(6 * index, 40), markersize=5,
                     markerfacecolor="white", label=f"_{name} {plan}")
-            if index == 0:   # name the structure on its curve, where the first plan crosses 60 %
-                at = int(np.argmin(np.abs(volume - 60.0)))
+            if index == 0:   # name the structure on its first plan's curve, each at its own height
+                at = int(np.argmin(np.abs(volume - (85.0 - 17.0 * (s_index % 5)))))
                 ax.text(dose_axis[at], volume[at], f" {name}", color=colour, fontsize=8, ha="left", va="bottom")
     for label, level in limits_gy.items():
         ax.axvline(level, color="#444444", linestyle=(0, (2, 2)), linewidth=1.0)
