@@ -73,6 +73,22 @@ def test_document_holds_the_plan_dose_masks_and_dvh(files):
     assert np.interp(d50, doc["dvh_axis_gy"], p["dvh"]["GTV"]) == pytest.approx(50.0, abs=3.0)
 
 
+def test_imported_anatomy_is_shown_like_any_other(files, tmp_path):
+    """A phantom imported from DICOM carries an ImportedSpec instead of a PhantomSpec; plans on it too."""
+    import dataclasses
+
+    from simsbrt.phantom.model import ImportedSpec
+
+    _, plan_a, _, _ = files
+    plan = read_plan(plan_a)
+    imported = dataclasses.replace(plan.phantom, spec=ImportedSpec("patient_1", "/data/ct", "DICOM import"))
+    path = write_phantom(tmp_path / "patient.h5", imported)
+    doc = view_document([load_view_file(path), load_view_file(plan_a)])
+    assert doc["anatomies"][0]["name"] == "patient_1" and doc["plans"][0]["kind"] == "phantom"
+    assert {s["name"] for s in doc["anatomies"][0]["structures"]} == {
+        n for n, m in plan.phantom.structures.items() if m.any()}
+
+
 def test_refuses_other_files_and_other_grids(files, tmp_path):
     root, plan_a, _, marker = files
     other = tmp_path / "other.h5"
