@@ -6,8 +6,8 @@
     the real argparse parser (simsbrt.cli.build_parser; a sweep's own options by its job parser),
     so an unknown or abbreviated option, a missing required option or a bad choice fails;
   - README.md stays under README_MAX_CHARS characters (it is the front door; the reference is in docs/);
-  - every relative link in README.md and docs/ resolves to a file or folder of the repository,
-    except the RESERVED_DOCS that other branches add (one list, delete entries as they land).
+  - every relative link in README.md and docs/ resolves to a file or folder of the repository (and
+    a #heading in a page to one of its headings), except the RESERVED_DOCS that other branches add (one list, delete entries as they land).
 """
 from __future__ import annotations
 
@@ -156,7 +156,23 @@ def check_links(path: Path, text: str, root: Path = ROOT, reserved=RESERVED_DOCS
                 continue
             if not resolved.exists():
                 problems.append(Problem(_rel(path, root), number, f"link {target}: {relative} does not exist"))
+            elif "#" in target and resolved.suffix == ".md":
+                anchor = target.split("#", 1)[1]
+                if anchor not in heading_anchors(resolved.read_text(encoding="utf-8")):
+                    problems.append(Problem(_rel(path, root), number, f"link {target}: no heading #{anchor} in {relative}"))
     return problems
+
+
+def heading_anchors(text: str) -> set[str]:
+    """GitHub's anchors of a page's headings: lower case, punctuation dropped, spaces to hyphens."""
+    anchors, in_fence = set(), False
+    for line in text.splitlines():
+        if FENCE.match(line):
+            in_fence = not in_fence
+        heading = re.match(r"^#{1,6}\s+(.*?)\s*#*\s*$", line)
+        if heading and not in_fence:
+            anchors.add(re.sub(r"[^\w\- ]", "", heading.group(1).lower()).replace(" ", "-"))
+    return anchors
 
 
 def check_readme_length(root: Path = ROOT) -> list[Problem]:
