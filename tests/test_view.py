@@ -89,7 +89,7 @@ def test_imported_anatomy_is_shown_like_any_other(files, tmp_path):
         n for n, m in plan.phantom.structures.items() if m.any()}
 
 
-def test_refuses_other_files_and_other_grids(files, tmp_path):
+def test_refuses_other_files_and_other_grids(files, tmp_path, capsys):
     root, plan_a, _, marker = files
     other = tmp_path / "other.h5"
     with h5py.File(other, "w") as f:
@@ -99,6 +99,9 @@ def test_refuses_other_files_and_other_grids(files, tmp_path):
     with pytest.raises(SpecError, match="one grid"):
         view_document([load_view_file(plan_a), load_view_file(marker)])
     assert main(["view", str(tmp_path / "missing.h5"), "--out", str(tmp_path / "v.html")]) == 2
+    for bad in ("abc", "0,25", "-5"):
+        assert main(["view", str(plan_a), "--out", str(tmp_path / "v.html"), f"--isodose-gy={bad}"]) == 2
+    assert "isodose-gy" in capsys.readouterr().err and not (tmp_path / "v.html").exists()
 
 
 def test_page_is_self_contained(files, capsys):

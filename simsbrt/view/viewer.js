@@ -428,8 +428,11 @@
     });
     ctx.setLineDash([]);
     const iso = state.levels.map((Lv) => `<span style="color:${levelColour(Lv)}">&#9632;</span> ${Lv} Gy`).join(" ");
+    const bar = (stops) => `<span class="bar" style="background:linear-gradient(to right,${stops.map(rgb).join(",")})"></span>`;
     document.getElementById("legend").innerHTML = "DVH " + (legend.length ? legend.join("; ") : "(no dose in this file)") +
-      (state.display === "diff" ? "<br>difference: blue = plan lower, red = plan higher" : "<br>isodose lines: " + iso);
+      (state.display === "diff"
+        ? `<br>difference: -${state.diffRange} Gy ${bar(DIVERGING)} +${state.diffRange} Gy (blue: plan lower, red: plan higher)`
+        : `<br>dose wash: ${state.washMin} Gy ${bar(TURBO)} ${state.washMax} Gy<br>isodose lines: ` + iso);
   }
 
   function render() {
