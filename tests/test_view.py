@@ -165,8 +165,8 @@ def test_browser_slider_and_dose_readout(files, tmp_path):
     # slider positions away from the start (the GTV centre) and the hottest voxel off every default slice
     i, j, k = (int(v) for v in np.unravel_index(int(np.argmax(plan.dose_gy)), grid.shape))
     sl = {"sagittal": 3, "coronal": ny - 2, "axial": 1}
-    state = page_state(tmp_path, out, "&".join(f"{n}={v}" for n, v in sl.items()))
-    assert state["slices"] == sl
+    state = page_state(tmp_path, out, "&".join(f"{n}={v}" for n, v in sl.items()) + "&isodose=28,10,20")
+    assert state["slices"] == sl and state["isodose_gy"] == [10, 20, 28]
     z_mm = grid.axis_mm(2)[1]
     assert state["labels"]["axial"] == f"slice 1 of 0-{nz - 1}, z = {z_mm:.1f} mm"
     assert state["labels"]["coronal"].startswith(f"slice {ny - 2} of 0-{ny - 1}, y = {grid.axis_mm(1)[ny - 2]:.1f} mm")
@@ -217,6 +217,8 @@ def test_browser_screenshot_is_oriented_patient_left_on_the_right(files, tmp_pat
     red = _pixels(canvas, lambda r, g, b: (r > 170) & (g < 90) & (b < 90))          # GTV outline #d62728
     yellow = _pixels(canvas, lambda r, g, b: (r > 200) & (g > 200) & (b < 80))      # SpinalCord outline #ffff00
     assert len(red) > 20 and len(yellow) > 10
+    state = page_state(tmp_path, out, "structures=GTV,SpinalCord")   # the checkboxes toggled the outlines
+    assert sorted(state["outlined"]) == ["GTV", "SpinalCord"]
 
     def expected_px(name):   # the mask's centroid on this slice in the stated layout: col = x, row = y
         ii, jj = np.nonzero(phantom.structures[name][:, :, k])

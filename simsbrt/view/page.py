@@ -7,6 +7,7 @@ events, the cursor through a mouse event on the canvas):
   #axial=K&coronal=J&sagittal=I   slice indices (0-based)      #cursor=I,J,K   hover that voxel
   #display=single|side|diff       #a=0&b=1 plans by index      #only=axial     one view, no controls
   #structures=GTV,SpinalCord      outline only these (the checkboxes' own change events)   #zoom=2  px/mm
+  #isodose=15,25,30               isodose levels in Gy (the levels box's change event)
 After every drawing the page writes its state (slices, cursor, dose read-out) as JSON into
 <pre id="view-state">, which `chromium --headless --dump-dom` prints.
 """

@@ -444,6 +444,7 @@
     state.renders += 1;
     document.getElementById("view-state").textContent = JSON.stringify({
       ready: true, renders: state.renders, display: state.display, a: state.a, b: state.b, zoom: state.zoom,
+      isodose_gy: state.levels, outlined: structureNames.filter((n) => state.shown.has(n)),
       slices: { ...state.slice }, labels: Object.fromEntries(PLANE_NAMES.map((n) => [n, labels[n].textContent])),
       readout: ro, readout_text: document.getElementById("readout").textContent,
       canvases: canvases.map((e) => ({ id: e.canvas.id, width: e.canvas.width, height: e.canvas.height })),
