@@ -158,7 +158,7 @@ def dvh_figure(doses_gy: Mapping[str, np.ndarray], masks: Mapping[str, np.ndarra
         for index, (plan, dose) in enumerate(doses_gy.items()):
             volume = cumulative_dvh_percent(dose, masks[name], voxel_volume_cc, dose_axis)
             ax.plot(dose_axis, volume, color=colour, linestyle=plan_linestyle(plan, index), linewidth=1.6,
-                    marker=plan_marker(plan, index) or None, markevery=(6 * index, 40), markersize=5,
+                    marker=plan_marker(plan, index) or None, markevery=(8 * index, 24), markersize=5,
                     markerfacecolor="white", label=f"_{name} {plan}")
             if index == 0:   # name the structure on its first plan's curve, each at its own height
                 at = int(np.argmin(np.abs(volume - (85.0 - 17.0 * (s_index % 5)))))
