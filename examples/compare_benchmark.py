@@ -26,7 +26,7 @@ def quick_arcs() -> ArcSet:
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--phantom", default="t10_body", help="built-in name or SPEC.toml")
-    ap.add_argument("--out", default="out/compare_benchmark", help="output directory")
+    ap.add_argument("--out", default="out/compare_benchmark", help="output directory (default: out/compare_benchmark)")
     ap.add_argument("--quick", action="store_true", help="3 mm grid, 15 degree arcs, 5 mm beamlets, 2 search steps")
     ap.add_argument("--backend", default="cpu", help="cpu | cuda | auto")
     return ap.parse_args(argv)

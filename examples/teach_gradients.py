@@ -25,7 +25,7 @@ from compare_benchmark import quick_arcs  # noqa: E402  (the benchmark example's
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--phantom", default="t10_body", help="built-in name or SPEC.toml")
-    ap.add_argument("--out", default="out/teach_gradients", help="output directory")
+    ap.add_argument("--out", default="out/teach_gradients", help="output directory (default: out/teach_gradients)")
     ap.add_argument("--plans", default=None, help="folder with uniform.h5 and sib.h5 (draw only, no planning)")
     ap.add_argument("--quick", action="store_true", help="3 mm grid, 15 degree arcs, 5 mm beamlets, 2 search steps")
     ap.add_argument("--backend", default="cpu", help="cpu | cuda | auto")

@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "simsbrt.sweep.cli",
     "simsbrt.dicom.cli",
     "simsbrt.teach.cli",
+    "simsbrt.view.cli",
 )
 
 
@@ -43,20 +44,40 @@ def print_json(obj) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
+    """Run one command. A reader that closes the pipe early (``simsbrt dose pdd | head``) ends the
+    command quietly; Ctrl-C prints ``simsbrt: interrupted`` and exits 130 (128 + SIGINT), never a traceback."""
     try:
-        return int(args.func(args) or 0)
-    except SimsbrtError as exc:
-        print(f"simsbrt: error: {exc}", file=sys.stderr)
-        return 2
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 2
+        try:
+            code = int(args.func(args) or 0)
+            sys.stdout.flush()   # a closed pipe shows here, inside the handler, not at interpreter exit
+            return code
+        except SimsbrtError as exc:
+            print(f"simsbrt: error: {exc}", file=sys.stderr)
+            return 2
+    except BrokenPipeError:
+        return _quiet_after_broken_pipe()
     except KeyboardInterrupt:
         print("simsbrt: interrupted", file=sys.stderr)
         return 130
+
+
+def _quiet_after_broken_pipe() -> int:
+    """The reader went away: send what is still buffered for stdout to /dev/null (so the flush at
+    exit cannot raise again) and exit as a process ended by SIGPIPE would (128 + 13)."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return 141
 
 
 if __name__ == "__main__":  # pragma: no cover

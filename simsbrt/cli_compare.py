@@ -78,7 +78,7 @@ def run_comparison(inputs, settings, out_dir, progress=None, modes=PLAN_ORDER) -
     say("drawing the DVH figure ...")
     files["figure"] = plot_dvh_comparison(
         {m: r.dose_gy for m, r in results.items()}, masks, voxel_cc, out / FILES["figure"],
-        limits_gy=limit_lines(trial),
+        limits_gy=limit_lines(trial), protocol=trial,
         title=f"{phantom.spec.name}: cumulative DVH, " + " vs ".join(results))
     files["json"] = out / FILES["json"]
     document = compare.comparison_json(

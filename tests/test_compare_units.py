@@ -2,6 +2,7 @@
 missing structures, CSV round trip, PNG size, CLI input errors."""
 import csv
 import io
+import re
 import struct
 
 import numpy as np
@@ -78,6 +79,22 @@ def test_geud_limits():
         compare.geud_gy(d, v, 0.0)
 
 
+def test_csv_is_ascii_rounded_with_units_as_words():
+    dose, masks = two_voxel_case(hot_gy=50.0 + 1e-9 / 3, cold_gy=29.999999999999712)
+    text = compare.table_to_csv(compare.build_table({"uniform": metrics_of(dose, masks)}))
+    text.encode("ascii")    # raises on any non-ASCII character
+    rows = {r[0]: r for r in csv.reader(io.StringIO(text))}
+    assert {r[1] for k, r in rows.items() if k != "metric"} <= {"Gy", "ratio", "probability", "Gy (BED, a/b 6)",
+                                                                "Gy (EQD2, a/b 6)"}
+    assert rows["GTV D98%"][2] == "30.00"                    # float noise rounded to 0.01 Gy
+    assert rows["GTV TCP"][1] == "probability" and re.fullmatch(r"0\.\d{3}", rows["GTV TCP"][2])
+    assert rows["PTV_Eval HI (ICRU 83)"][1] == "ratio" and re.fullmatch(r"-?\d+\.\d{3}", rows["PTV_Eval HI (ICRU 83)"][2])
+    for key, row in rows.items():
+        if key != "metric" and row[2]:
+            decimals = 3 if row[1] in ("ratio", "probability") else 2
+            assert re.fullmatch(r"-?\d+\.\d{%d}" % decimals, row[2]), (key, row[2])
+
+
 def test_missing_structure_is_none_and_a_dash_never_zero():
     dose, masks = two_voxel_case()
     table = compare.build_table({"uniform": metrics_of(dose, masks), "sib": metrics_of(dose * 1.1, masks)})
@@ -86,13 +103,13 @@ def test_missing_structure_is_none_and_a_dash_never_zero():
     assert row.status["uniform"] == "not evaluated"
     text = compare.format_table(table)
     line = next(ln for ln in text.splitlines() if ln.startswith("ThecalSac D0.03cc"))
-    assert compare.MISSING in line and " 0.00" not in line
+    assert line.split()[3:6] == [compare.MISSING, "(not", "evaluated)"] and " 0.00" not in line
     parsed = compare.read_table_csv(compare.table_to_csv(table))
     assert parsed["ThecalSac D0.03cc"]["values"] == {"uniform": None, "sib": None}
     raw = list(csv.reader(io.StringIO(compare.table_to_csv(table))))
     assert raw[0][:4] == ["metric", "unit", "uniform", "sib"]
     thecal = next(r for r in raw if r[0] == "ThecalSac D0.03cc")
-    assert thecal[2:4] == [compare.MISSING, compare.MISSING]
+    assert thecal[2:4] == ["", ""]     # an empty cell, never a dash or 0
     # a structure absent from the masks altogether is also None
     del masks["ThecalSac"]
     m = metrics_of(dose, masks)

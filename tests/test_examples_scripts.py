@@ -21,13 +21,13 @@ def run_script(name: str, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def benchmark(tmp_path_factory):
+def benchmark_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("benchmark")
     return run_script("compare_benchmark.py", "--quick", "--out", str(out)), out
 
 
-def test_compare_benchmark_prints_the_table_of_the_plans_it_wrote(benchmark):
-    done, out = benchmark
+def test_compare_benchmark_prints_the_table_of_the_plans_it_wrote(benchmark_run):
+    done, out = benchmark_run
     text = done.stdout
     assert "grid 3 mm" in text and "(quick settings)" in text
     header = next(line for line in text.splitlines() if line.startswith("metric"))
@@ -41,8 +41,8 @@ def test_compare_benchmark_prints_the_table_of_the_plans_it_wrote(benchmark):
     assert (out / "comparison.csv").is_file() and (out / "dvh.png").is_file()
 
 
-def test_teach_gradients_draws_the_page_from_the_stored_plans(benchmark, tmp_path):
-    _, plans = benchmark
+def test_teach_gradients_draws_the_page_from_the_stored_plans(benchmark_run, tmp_path):
+    _, plans = benchmark_run
     done = run_script("teach_gradients.py", "--plans", str(plans), "--out", str(tmp_path))
     doc = json.loads((tmp_path / "figure_data.json").read_text())
     for mode in ("uniform", "sib"):

@@ -47,12 +47,14 @@ def run_info(args) -> int:
 
 
 def run_show(args) -> int:
-    from simsbrt.io.phantom_h5 import read_phantom
     from simsbrt.report.phantom_plot import plot_phantom
+    from simsbrt.view.data import load_view_file
 
-    phantom = read_phantom(args.file)
-    out = plot_phantom(phantom, args.out)
+    shown = load_view_file(args.file)     # a PHANTOM.h5, or a PLAN.h5 (its phantom)
+    out = plot_phantom(shown.phantom, args.out)
     print(f"wrote {out}")
+    if shown.kind == "plan":
+        print(f"(the phantom of plan {args.file}; to browse its dose: simsbrt view {args.file} --out view.html)")
     return 0
 
 
@@ -85,7 +87,7 @@ def register(sub) -> None:
     i.set_defaults(func=run_info)
 
     s = psub.add_parser("show", help="PNG of axial and sagittal slices through the GTV centre")
-    s.add_argument("file")
+    s.add_argument("file", help="PHANTOM.h5, or a PLAN.h5 (its phantom)")
     s.add_argument("--out", required=True, help="output PNG")
     s.set_defaults(func=run_show)
 

@@ -18,7 +18,7 @@ and the phantom's masks with simsbrt.evaluate (never copied from the optimiser):
     threshold of facts 5.4, a fixed level so the three plans are compared at the same dose), and
     the ICRU 83 HI of PTV_Eval (descriptive only, facts 6.2). Isodose volumes are counted inside
     the Body when the phantom has one.
-Missing or empty structures give None (shown as an em dash), never 0; so does an index that is
+Missing or empty structures give None (shown as "-", an empty CSV cell), never 0; so does an index that is
 undefined (e.g. the GTV Paddick CI at 40 Gy when no voxel reaches 40 Gy: TV_PIV = PIV = 0).
 
 Status per row and plan: the plan's own protocol (the one it was planned and judged under:
@@ -49,7 +49,10 @@ from simsbrt.evaluate.models import TCP_MODEL
 from simsbrt.io.atomic import write_text_atomic
 
 PLAN_ORDER = ("uniform", "uniform_escalated", "sib")
-MISSING = "\u2014"  # em dash for a value that does not exist (missing structure), never 0
+MISSING = "-"  # what the text table shows for a value that does not exist (missing structure), never 0
+GY, RATIO, PROBABILITY = "Gy", "ratio", "probability"   # units as words (ASCII)
+INDEX_UNITS = (RATIO, PROBABILITY)   # shown to 0.001; doses to 0.01 Gy (what the method supports)
+DECIMALS_GY, DECIMALS_INDEX = 2, 3
 
 ALPHA_BETA_TUMOUR_GY = 6.0     # spine metastasis local control, HyTEC (facts 5.2)
 PTV_REFERENCE_GY = 30.0        # PTV_Eval prescription (sib-protocol.md, facts 4.1)
@@ -73,7 +76,7 @@ class MetricRow:
 
     key: str                                  # stable id, e.g. "GTV D50%" or "GTV EQD2_6 D50%"
     label: str                                # what the text table shows
-    unit: str                                 # "Gy", "Gy (EQD2, a/b 6)", "1" (ratio), "frac" (0..1)
+    unit: str                                 # "Gy", "Gy (EQD2, a/b 6)", "ratio", "probability" (0..1)
     values: dict = field(default_factory=dict)   # plan -> float | None
     status: dict = field(default_factory=dict)   # plan -> str | None (protocol status)
 
@@ -225,18 +228,18 @@ def build_table(per_plan: Mapping[str, PlanMetrics], n_fractions: int = 5) -> Co
             rows.append(MetricRow(f"GTV {short} {point}", f"GTV {short} {point} (voxel-wise, {n_fractions} fx)",
                                   _bio_unit(quantity),
                                   {p: per_plan[p].radiobiology[quantity][point] for p in plans}))
-    rows.append(MetricRow("GTV TCP", "GTV TCP (UNVERIFIED model)", "frac",
+    rows.append(MetricRow("GTV TCP", "GTV TCP (UNVERIFIED model)", PROBABILITY,
                           {p: per_plan[p].radiobiology["tcp"]["probability"] for p in plans}))
 
     def index(structure, name):
         return {p: (per_plan[p].indices[structure] or {}).get(name) for p in plans}
 
     rows += [
-        MetricRow("PTV_Eval Paddick CI @30Gy", f"PTV_Eval Paddick CI @{PTV_REFERENCE_GY:g} Gy", "1",
+        MetricRow("PTV_Eval Paddick CI @30Gy", f"PTV_Eval Paddick CI @{PTV_REFERENCE_GY:g} Gy", RATIO,
                   index(PTV_EVAL, "paddick_ci")),
-        MetricRow("GTV Paddick CI @40Gy", f"GTV Paddick CI @{GTV_REFERENCE_GY:g} Gy", "1", index(GTV, "paddick_ci")),
-        MetricRow("PTV_Eval GI @30Gy", f"PTV_Eval GI @{PTV_REFERENCE_GY:g} Gy", "1", index(PTV_EVAL, "gradient_index")),
-        MetricRow("PTV_Eval HI (ICRU 83)", "PTV_Eval HI (ICRU 83)", "1", index(PTV_EVAL, "hi_icru83")),
+        MetricRow("GTV Paddick CI @40Gy", f"GTV Paddick CI @{GTV_REFERENCE_GY:g} Gy", RATIO, index(GTV, "paddick_ci")),
+        MetricRow("PTV_Eval GI @30Gy", f"PTV_Eval GI @{PTV_REFERENCE_GY:g} Gy", RATIO, index(PTV_EVAL, "gradient_index")),
+        MetricRow("PTV_Eval HI (ICRU 83)", "PTV_Eval HI (ICRU 83)", RATIO, index(PTV_EVAL, "hi_icru83")),
     ]
     notes = (
         "status: the plan's own protocol; 'Table 1: x' = judged by the trial's Table 1 (sib_trial), "
@@ -253,8 +256,13 @@ def build_table(per_plan: Mapping[str, PlanMetrics], n_fractions: int = 5) -> Co
 # ------------------------------------------------------------------ output formats
 def format_cell(value, unit: str, status: str | None = None) -> str:
     """One table cell as every output shows it: the value (3 decimals for indices, 2 for doses), its status."""
-    text = MISSING if value is None else (f"{value:.3f}" if unit in ("1", "frac") else f"{value:.2f}")
+    text = MISSING if value is None else format_value(value, unit)
     return f"{text} ({status})" if status else text
+
+
+def format_value(value: float, unit: str) -> str:
+    """A value rounded to the precision the method supports: 0.001 for indices, 0.01 Gy for doses."""
+    return f"{value:.{DECIMALS_INDEX if unit in INDEX_UNITS else DECIMALS_GY}f}"
 
 
 def format_table(table: ComparisonTable) -> str:
@@ -277,8 +285,9 @@ def csv_header(plans) -> list[str]:
 
 
 def table_to_csv(table: ComparisonTable, comments=()) -> str:
-    """CSV text: one row per metric; columns metric, unit, one value column per plan (in the row's unit;
-    em dash where missing, full float precision otherwise), then one status column per plan.
+    """CSV text (ASCII): one row per metric; columns metric, unit (a word: Gy, ratio, probability), one
+    value column per plan in the row's unit (rounded as format_value; an empty cell where missing),
+    then one status column per plan.
     comments: lines written first, each after "# " (e.g. the protocol); read_table_csv skips them."""
     buf = io.StringIO()
     for line in comments:
@@ -286,7 +295,7 @@ def table_to_csv(table: ComparisonTable, comments=()) -> str:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(csv_header(table.plans))
     for r in table.rows:
-        values = [MISSING if r.values.get(p) is None else repr(float(r.values[p])) for p in table.plans]
+        values = ["" if r.values.get(p) is None else format_value(float(r.values[p]), r.unit) for p in table.plans]
         status = [r.status.get(p) or "" for p in table.plans]
         writer.writerow([r.key, r.unit, *values, *status])
     return buf.getvalue()
@@ -309,7 +318,7 @@ def read_table_csv(text: str) -> dict:
         values = row[2:2 + len(plans)]
         status = row[2 + len(plans):]
         out[row[0]] = {"unit": row[1],
-                       "values": {p: (None if v == MISSING else float(v)) for p, v in zip(plans, values)},
+                       "values": {p: (None if v.strip() in ("", MISSING) else float(v)) for p, v in zip(plans, values)},
                        "status": {p: (s or None) for p, s in zip(plans, status)}}
     return out
 

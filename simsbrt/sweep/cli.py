@@ -56,15 +56,36 @@ def _where(items) -> dict:
     return out
 
 
+def parse_job(args) -> argparse.Namespace:
+    """The options of the job that ``simsbrt sweep`` names (a sweep run, or ``plot``), parsed by its own parser."""
+    if args.target == "plot":
+        return plot_parser().parse_args(args.rest)
+    return run_parser().parse_args([args.target, *args.rest])
+
+
+def sweep_help() -> str:
+    """``simsbrt sweep -h``: every option of both jobs."""
+    return (run_parser().format_help() + "\n" + plot_parser().format_help())
+
+
+class _SweepHelp(argparse.Action):
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(sweep_help())
+        parser.exit()
+
+
 def run_sweep_command(args) -> int:
     if args.target == "plot":
-        opts = plot_parser().parse_args(args.rest)
+        opts = parse_job(args)
         from simsbrt.sweep.plot import plot_sweep
 
         data = plot_sweep(opts.dir, opts.x, opts.y, opts.out, opts.by, where=_where(opts.where))
         print(f"wrote {data.path}: {data.y} vs {data.x}, {len(data.lines)} line(s)")
         return 0
-    opts = run_parser().parse_args([args.target, *args.rest])
+    opts = parse_job(args)
     from simsbrt.sweep.runner import run_sweep
     from simsbrt.sweep.spec import load_sweep, parse_assignment
 
@@ -83,8 +104,9 @@ def register(sub) -> None:
         "sweep", help="run a parameter sweep (SWEEP.toml) or plot one ('sweep plot DIR ...')",
         description="simsbrt sweep SWEEP.toml --out DIR [--workers N] [--dask ADDRESS] [--backend B] [--no-cache]\n"
                     "simsbrt sweep plot DIR --x COLUMN --y COLUMN [--by COLUMN] --out FILE.png\n"
-                    "(`simsbrt sweep SWEEP.toml -h` and `simsbrt sweep plot -h` list every option)",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+                    "(`simsbrt sweep -h` lists the options of both)",
+        formatter_class=argparse.RawDescriptionHelpFormatter, add_help=False)
+    p.add_argument("-h", "--help", action=_SweepHelp, help="show every option of a sweep run and of sweep plot")
     p.add_argument("target", help="SWEEP.toml, or 'plot'")
     p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     p.set_defaults(func=run_sweep_command)

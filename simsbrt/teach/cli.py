@@ -66,6 +66,11 @@ def lesson_summary(lesson) -> dict:
 
 
 def format_lesson(lesson) -> str:
+    from simsbrt.teach.lesson import point_volume_note, prv_d003cc_by_plan
+
+    doc = lesson.figure_data
+    prv_d003cc = prv_d003cc_by_plan(doc["comparison_table"])
+    spacing = doc["spacing_mm"]
     lines = []
     for plan, profile in lesson.profiles.items():
         f = profile.falloff
@@ -78,6 +83,11 @@ def format_lesson(lesson) -> str:
                      f"{num(f.distance_high_low_mm, 'mm')}, {f.limit_gy:g} Gy crossing "
                      f"{num(f.limit_to_prv_edge_mm, 'mm')} from the cord PRV edge (< 0: inside); max |grad D| near the cord "
                      f"{lesson.gradient_maps[plan].stats['max_gy_per_mm']:.2f} Gy/mm")
+        if prv_d003cc.get(plan) is not None:
+            lines.append(f"  {plan}: cord PRV D0.03cc {prv_d003cc[plan]:.2f} Gy")
+        note = point_volume_note(f, prv_d003cc.get(plan), spacing[1], spacing[0] * spacing[1] * spacing[2] / 1000.0)
+        if note:
+            lines.append("  " + note)
     lines.append("wrote " + ", ".join(str(p) for p in lesson.files.values()))
     return "\n".join(lines)
 

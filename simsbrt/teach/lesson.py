@@ -192,7 +192,7 @@ def _draw_dvh(doses, phantom, out: Path, trial_protocol) -> Path:
 
     lines = limit_lines(trial_protocol)
     return plot_dvh_comparison(doses, phantom.structures, phantom.grid.voxel_volume_cc, out / FIGURES["dvh"],
-                               limits_gy=lines, title=f"{phantom.spec.name}: cumulative DVH, " + " vs ".join(doses))
+                               limits_gy=lines, protocol=trial_protocol, title=f"{phantom.spec.name}: cumulative DVH, " + " vs ".join(doses))
 
 
 def figure_data_document(phantom, modes, slices, profiles, maps, levels, limit_gy, table, files, plan_files) -> dict:
@@ -220,6 +220,29 @@ def figure_data_document(phantom, modes, slices, profiles, maps, levels, limit_g
 
 def _num(value, digits: int = 1) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def point_volume_note(falloff, prv_d003cc_gy, spacing_ap_mm: float, voxel_volume_cc: float) -> str | None:
+    """One sentence reconciling a limit crossing inside the cord PRV edge (a point on one line) with a
+    PRV D0.03cc within the limit (a volume metric over voxel doses); None when nothing needs reconciling."""
+    inside_mm = falloff.limit_to_prv_edge_mm
+    if inside_mm is None or inside_mm >= 0 or prv_d003cc_gy is None or prv_d003cc_gy > falloff.limit_gy:
+        return None
+    return (f"Both are true: the {falloff.limit_gy:g} Gy crossing {-inside_mm:.2f} mm inside the cord PRV edge is a "
+            "point interpolated between voxel centres on one line, whereas PRV D0.03cc "
+            f"({prv_d003cc_gy:.2f} Gy) is the lowest dose in the PRV's hottest 0.03 cm3 "
+            f"({0.03 / voxel_volume_cc:.1f} voxels of {voxel_volume_cc:.3f} cm3), each voxel scored at its centre, "
+            f"the outermost of which lie half a voxel ({spacing_ap_mm / 2:g} mm) inside the edge.")
+
+
+def prv_d003cc_by_plan(table_rows) -> dict:
+    """{plan: SpinalCord_PRV02 D0.03cc} from the comparison table's rows (ComparisonTable.to_dicts())."""
+    from simsbrt.report.compare import CORD_PRV
+
+    for row in table_rows:
+        if row["metric"] == f"{CORD_PRV} D0.03cc":
+            return dict(row["values"])
+    return {}
 
 
 def falloff_rows(profiles, modes) -> list[tuple]:
@@ -274,6 +297,8 @@ def lesson_page(phantom, modes, profiles, maps, evaluations, table, files, limit
          "(positive: the limit isodose lies outside the PRV). On a grid the first PRV voxel centre lies half a "
          f"voxel ({grid.spacing_mm[1] / 2:g} mm) inside the PRV edge and the limit applies to voxel doses, so a "
          "crossing up to half a voxel inside the edge can still meet it.",
+         *[n for n in [point_volume_note(f, prv_d003cc_by_plan(table.to_dicts()).get(sib.plan), grid.spacing_mm[1],
+                                         grid.voxel_volume_cc)] if n],
          "Compare the two plans: the SIB profile starts higher in the GTV but must reach the same limit at the "
          "PRV, so its fall-off is steeper.",
          "Coloured bars under the axis mark where each structure lies on the line."],
