@@ -25,8 +25,7 @@ README_MAX_CHARS = 12_000
 # Documentation pages written on other branches and linked before they arrive; the integrator
 # deletes an entry when its file is merged (then its links are checked like every other).
 RESERVED_DOCS = frozenset({
-    "docs/gpu.md", "docs/final-dose.md", "docs/speed.md", "docs/beam-model.md", "docs/protocols.md",
-    "docs/input-validation.md", "docs/deliverable.md",
+    "docs/final-dose.md", "docs/speed.md", "docs/input-validation.md", "docs/deliverable.md",
 })
 FENCE = re.compile(r"^(\s*)(```|~~~)(.*)$")
 LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)|!\[[^\]]*\]\(([^)\s]+)\)")
