@@ -9,9 +9,9 @@ from __future__ import annotations
 import types
 from types import SimpleNamespace
 
-from .device import beam, influence, raytrace, sampling
+from .device import beam, fluence, influence, raytrace, sampling
 
-DEVICE_MODULES = (beam, sampling, raytrace, influence)
+DEVICE_MODULES = (beam, sampling, raytrace, influence, fluence)
 
 
 def compile_device_functions(jit) -> SimpleNamespace:
