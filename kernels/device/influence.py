@@ -211,14 +211,17 @@ def beam_coordinates(px, py, pz, cp, cpf, p):
 def cell_masses(f, e0, first, n, pitch, centre, s0, s1, s2, a0, a1, a2):
     """Per-component masses of the n beamlet cells [e0 + j pitch, e0 + (j + 1) pitch], j = first + q, of a Gaussian
     centred on centre: f[c * STRIDE + q] = a_c * mass (components c = 0, 1, 2 with widths s0, s1, s2)."""
+    component_masses(f, 0, e0, first, n, pitch, centre, s0, a0)
+    component_masses(f, STRIDE, e0, first, n, pitch, centre, s1, a1)
+    component_masses(f, 2 * STRIDE, e0, first, n, pitch, centre, s2, a2)
+
+
+def component_masses(f, off, e0, first, n, pitch, centre, s, a):
+    """f[off + q] = a * mass of a Gaussian (width s, centred on centre) in cell j = first + q (q < n); uses
+    f[off .. off + n] as scratch (the edge tails, differenced on the tail side for precision)."""
     for q in range(n + 1):
-        x = e0 + (first + q) * pitch - centre
-        f[q] = gaussian_edge_tail(x, s0)
-        f[STRIDE + q] = gaussian_edge_tail(x, s1)
-        f[2 * STRIDE + q] = gaussian_edge_tail(x, s2)
+        f[off + q] = gaussian_edge_tail(e0 + (first + q) * pitch - centre, s)
     for q in range(n):  # in place: mass q needs tails q and q + 1
         xlo = e0 + (first + q) * pitch - centre
         xhi = e0 + (first + q + 1) * pitch - centre
-        f[q] = a0 * interval_mass_from_tails(xlo, xhi, f[q], f[q + 1])
-        f[STRIDE + q] = a1 * interval_mass_from_tails(xlo, xhi, f[STRIDE + q], f[STRIDE + q + 1])
-        f[2 * STRIDE + q] = a2 * interval_mass_from_tails(xlo, xhi, f[2 * STRIDE + q], f[2 * STRIDE + q + 1])
+        f[off + q] = a * interval_mass_from_tails(xlo, xhi, f[off + q], f[off + q + 1])

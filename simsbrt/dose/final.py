@@ -12,9 +12,16 @@ sweep rows, teaching page) is this dose, computed independently of the optimiser
   InfluenceMatrix(EXACT) @ w up to float rounding (tests/test_final_dose.py);
 * control points with identical geometry and beamlets (the cw and ccw full arcs) have identical
   beamlets, so their weights are summed into one fluence map and computed once;
-* no truncation of any kind: every cell of the beamlet rectangle is evaluated. The only cells
-  skipped are those outside the bounding box of the non-zero weights of a control point, whose
-  contribution is exactly zero (W = 0 there).
+* no truncation that can be seen in the result: the two scatter components are summed over every
+  cell of the beamlet rectangle; the primary (a few mm wide) over the cells within REACH_NSIGMA = 8
+  primary sigmas of the voxel's projection. The primary mass outside that window is at most
+  erfc(8 / sqrt(2)) = 1.2e-15 of the primary in u and in v, so the omitted dose at a voxel is
+  at most bound = sum over control points of scale * a0 * max(W) * 2 * 1.2e-15 (kernels/device/
+  fluence.py). Every voxel whose bound exceeds BOUND_REL = 2^-26 of its dose (a quarter of float32's
+  unit roundoff 2^-24, i.e. below the rounding of the stored float32 dose) is recomputed with every
+  primary cell; so |computed - untruncated| <= 2^-26 |dose| at every voxel, a proven bound,
+  recorded as FinalDose.bound_rel_max (tests/test_final_dose.py checks it against the untruncated sum).
+  Cells outside the bounding box of a control point's non-zero weights contribute exactly zero.
 
 Voxels: region "body" (default) computes every voxel inside the Body or inside any structure mask;
 the rest of the grid is air outside the patient (relative density 0.001 in the phantoms) where no
@@ -24,8 +31,9 @@ The result is float32 (the precision of PLAN.h5 /dose); the accumulation is floa
 """
 from __future__ import annotations
 
+import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -34,6 +42,9 @@ from simsbrt.errors import SpecError
 
 REGIONS = ("body", "grid")
 CHUNK_VOXELS = 1 << 15      # voxels per driver call: bounds the depth table and paces the progress display
+REACH_NSIGMA = 8.0          # primary cells summed: those within this many primary sigmas of the voxel
+BOUND_REL = 2.0 ** -26      # largest allowed (bound on the omitted primary) / dose; float32 unit roundoff is 2^-24
+MAX_DEPTH_CACHE_BYTES = 1 << 29   # DoseGeometry keeps the radiological depths when they fit in 512 MiB
 
 
 @dataclass(frozen=True, eq=False)
@@ -45,11 +56,14 @@ class FinalDose:
     device: str
     n_voxels: int = 0        # voxels computed (the rest of the grid is zero)
     region: str = "body"
+    bound_rel_max: float = 0.0   # the largest (bound on the omitted primary) / dose over the voxels (<= BOUND_REL)
+    n_recomputed: int = 0        # voxels recomputed with every primary cell because their bound was not small enough
 
     def record(self) -> dict:
         """How the dose was made, for the plan's JSON and PLAN.h5."""
         return {"exact": bool(self.exact), "time_s": round(float(self.time_s), 3), "backend": self.backend,
-                "device": self.device, "region": self.region, "n_voxels": int(self.n_voxels)}
+                "device": self.device, "region": self.region, "n_voxels": int(self.n_voxels),
+                "truncation_bound_rel": float(f"{self.bound_rel_max:.3g}")}
 
 
 def dose_voxels(phantom, region: str = "body") -> np.ndarray:
@@ -98,42 +112,109 @@ def fluence_maps(beamlets, weights_mu, cpi: np.ndarray, cell_to_col: np.ndarray)
     return fluence, cell0.astype(np.int64), box
 
 
+@dataclass(frozen=True, eq=False)
+class DoseGeometry:
+    """What every final dose of one phantom and beamlet set shares: the voxels and their points, the kernel
+    tables, and the radiological depths of every voxel from every source (cached after the first dose when
+    they fit in MAX_DEPTH_CACHE_BYTES; otherwise traced again for each dose)."""
+
+    grid: object
+    voxels: np.ndarray
+    cpf: np.ndarray
+    cpi: np.ndarray
+    cell_to_col: np.ndarray
+    sources: np.ndarray
+    params: np.ndarray
+    pitch_mm: float
+    backend: object
+    region: str
+    density_flat: np.ndarray
+    depth_cache: dict = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, phantom, beamlets, backend="cpu", beam=None, region: str = "body") -> "DoseGeometry":
+        from simsbrt.backend import resolve_backend
+        from simsbrt.dose.engine import _control_point_tables
+        from simsbrt.dose.machine import load_beam_model
+
+        beam = beam or load_beam_model()
+        density = np.asarray(phantom.density, dtype=np.float32)
+        if density.shape != phantom.grid.shape:
+            raise SpecError("density", f"shape {density.shape} differs from the grid {phantom.grid.shape}")
+        cpf, cpi, cell_to_col, sources = _control_point_tables(beamlets, beam)
+        return cls(phantom.grid, dose_voxels(phantom, region), cpf, cpi, cell_to_col, sources, beam.as_array(),
+                   float(beamlets.size_mm), resolve_backend(backend), region, density.ravel())
+
+    @property
+    def caches_depths(self) -> bool:
+        return len(self.voxels) * len(self.sources) * 4 <= MAX_DEPTH_CACHE_BYTES
+
+    def points(self, start: int, stop: int) -> np.ndarray:
+        chunk = self.voxels[start:stop]
+        ijk = np.stack(np.unravel_index(chunk, self.grid.shape), axis=1)
+        return np.ascontiguousarray(self.grid.index_to_world_mm(ijk).astype(np.float64).reshape(-1, 3))
+
+    def depths(self, drv, start: int, points: np.ndarray):
+        if start in self.depth_cache:
+            return self.depth_cache[start]
+        g = self.grid
+        depths = drv.radiological_depths(points, self.sources, np.asarray(g.origin_mm, dtype=np.float64),
+                                         np.asarray(g.spacing_mm, dtype=np.float64),
+                                         np.asarray(g.shape, dtype=np.int64), self.density_flat)
+        if self.caches_depths:
+            self.depth_cache[start] = depths
+        return depths
+
+
 def final_dose(phantom, beamlets, weights_mu, backend="cpu", beam=None,
-               progress: Callable[[int, int], None] | None = None, region: str = "body") -> FinalDose:
+               progress: Callable[[int, int], None] | None = None, region: str = "body",
+               geometry: DoseGeometry | None = None) -> FinalDose:
     """The exact dose (Gy, float32, grid.shape) of beamlet weights (MU, one per influence-matrix column).
 
-    progress(done_voxels, total_voxels) is called after every chunk of voxels.
+    progress(done_voxels, total_voxels) is called after every chunk of voxels. geometry: a DoseGeometry of
+    the same phantom, beamlets, backend and region to reuse (its depths are traced once).
     """
-    from simsbrt.backend import resolve_backend
-    from simsbrt.dose.engine import _control_point_tables, _drivers
-    from simsbrt.dose.machine import load_beam_model
+    from simsbrt.dose.engine import _drivers
 
     t_start = time.perf_counter()
-    backend = resolve_backend(backend)
-    beam = beam or load_beam_model()
-    grid = phantom.grid
-    density = np.asarray(phantom.density, dtype=np.float32)
-    if density.shape != grid.shape:
-        raise SpecError("density", f"shape {density.shape} differs from the grid {grid.shape}")
-    cpf, cpi, cell_to_col, sources = _control_point_tables(beamlets, beam)
-    fluence, fl0, box = fluence_maps(beamlets, weights_mu, cpi, cell_to_col)
-    voxels = dose_voxels(phantom, region)
-    drv = _drivers(backend)
-    params = beam.as_array()
-    origin = np.asarray(grid.origin_mm, dtype=np.float64)
-    spacing = np.asarray(grid.spacing_mm, dtype=np.float64)
-    shape = np.asarray(grid.shape, dtype=np.int64)
-    density_flat = density.ravel()
-    values = np.empty(len(voxels), dtype=np.float64)
-    for start in range(0, len(voxels), CHUNK_VOXELS):
-        chunk = voxels[start:start + CHUNK_VOXELS]
-        points = np.ascontiguousarray(grid.index_to_world_mm(np.stack(np.unravel_index(chunk, grid.shape), axis=1))
-                                      .astype(np.float64).reshape(-1, 3))
-        depths = drv.radiological_depths(points, sources, origin, spacing, shape, density_flat)
-        values[start:start + len(chunk)] = drv.to_host(
-            drv.fluence_dose(points, depths, cpf, cpi, beamlets.size_mm, params, fluence, fl0, box))
+    geo = geometry or DoseGeometry.build(phantom, beamlets, backend, beam, region)
+    fluence, fl0, box = fluence_maps(beamlets, weights_mu, geo.cpi, geo.cell_to_col)
+    wmax = np.array([fluence[fl0[c]:fl0[c] + (geo.cpi[c, 2] * geo.cpi[c, 3])].max(initial=0.0)
+                     for c in range(len(fl0))])
+    drv = _drivers(geo.backend)
+    outside = math.erfc(REACH_NSIGMA / math.sqrt(2.0))
+    n = len(geo.voxels)
+    values = np.empty(n, dtype=np.float64)
+    worst, n_recomputed = 0.0, 0
+    for start in range(0, n, CHUNK_VOXELS):
+        stop = min(start + CHUNK_VOXELS, n)
+        points = geo.points(start, stop)
+        depths = geo.depths(drv, start, points)
+        args = (geo.cpf, geo.cpi, geo.pitch_mm, geo.params, fluence, fl0, box, wmax)
+        dose, bound = (drv.to_host(a) for a in drv.fluence_dose(points, depths, *args, REACH_NSIGMA, outside))
+        loose = np.flatnonzero(bound > BOUND_REL * dose)
+        if loose.size:  # the bound is not below float32 rounding there: sum every primary cell
+            exact, _ = drv.fluence_dose(np.ascontiguousarray(points[loose]), _rows(depths, loose), *args, 0.0, 0.0)
+            dose[loose] = drv.to_host(exact)
+            bound[loose] = 0.0
+            n_recomputed += int(loose.size)
+        kept = dose > 0
+        if np.any(kept):
+            worst = max(worst, float(np.max(bound[kept] / dose[kept])))
+        values[start:stop] = dose
         if progress:
-            progress(start + len(chunk), len(voxels))
-    dose = np.zeros(grid.n_voxels, dtype=np.float32)
-    dose[voxels] = values.astype(np.float32)
-    return FinalDose(dose.reshape(grid.shape), True, time.perf_counter() - t_start, backend.name, backend.device, int(len(voxels)), region)
+            progress(stop, n)
+    out = np.zeros(geo.grid.n_voxels, dtype=np.float32)
+    out[geo.voxels] = values.astype(np.float32)
+    return FinalDose(out.reshape(geo.grid.shape), True, time.perf_counter() - t_start, geo.backend.name,
+                     geo.backend.device, int(n), geo.region, worst, n_recomputed)
+
+
+def _rows(depths, index):
+    """depths[index] on the depths' own array module (numpy or cupy)."""
+    try:
+        return depths[index]
+    except TypeError:  # cupy needs a device index
+        import cupy
+
+        return depths[cupy.asarray(index)]

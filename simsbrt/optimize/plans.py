@@ -56,6 +56,7 @@ from simsbrt.errors import SpecError
 from simsbrt.evaluate import compute_dvhs, evaluate_protocol, prescription_scale_factor
 from simsbrt.evaluate.protocol import BOUNDARY_TOLERANCE, OPTIMAL, VIOLATED
 from simsbrt.evaluate.dvh import to_host
+from simsbrt.optimize.correction import finalise
 from simsbrt.optimize.objectives import SquaredUnderdose
 from simsbrt.optimize.problem import BOOST, CORD_PRV, THECAL_SAC, FluenceProblem, PlanGoals
 from simsbrt.optimize.sib import (FloorConflict, SearchStep, bracket_search, capping_limits, ceiling_violations,
@@ -127,6 +128,7 @@ class PlanInputs:
     influence: Any
     backend: Backend
     timings_s: dict = field(default_factory=dict)
+    cache: dict = field(default_factory=dict)   # shared by the plans on these inputs (the final-dose geometry)
 
 
 @dataclass(frozen=True, eq=False)
@@ -162,6 +164,8 @@ class PlanResult:
                                         # below boost_goal_gy, the highest acceptable goal)
     boost_policy: str | None = None     # the SIB boost policy (None for plans without a boost)
     floor_conflicts: tuple[FloorConflict, ...] = ()   # GTV floors still violated vs the organ limits capping them
+    final_dose: dict = field(default_factory=dict)      # how dose_gy was made (simsbrt.optimize.correction)
+    final_minus_optimiser_gy: dict = field(default_factory=dict)  # "GTV D50%" -> exact - optimiser dose (Gy)
 
     def summary(self) -> dict:
         """The JSON document of the CLI contract (plus search details)."""
@@ -190,6 +194,8 @@ class PlanResult:
             "n_iterations": self.n_iterations,
             "search": [s.to_dict() for s in self.search],
             "timing_s": {k: round(float(v), 3) for k, v in self.timings_s.items()},
+            "final_dose": dict(self.final_dose),
+            "final_minus_optimiser_gy": dict(self.final_minus_optimiser_gy),
         }
 
 
@@ -291,6 +297,37 @@ class _Planner:
         sac = base.max_dose_limit_gy(THECAL_SAC) if sac is None else sac
         self.goals = settings.goals.with_(cord_prv_aim_gy=max(cord - margin, 0.0),
                                           thecal_sac_aim_gy=max(sac - margin, 0.0))
+        self._base_problem = self.problem
+        self.correction_gy = None   # fixed exact - optimiser dose (grid) added to the optimiser's dose, or None
+
+    def set_correction(self, correction_gy) -> None:
+        """Hold a fixed dose correction (Gy, grid shape) on the optimiser's dose D w (None: remove it)."""
+        from simsbrt.optimize.correction import CorrectedOperator
+
+        self.correction_gy = None if correction_gy is None else np.asarray(correction_gy, dtype=np.float64)
+        base = self._base_problem
+        if self.correction_gy is None:
+            self.problem = base
+            return
+        rows = base.xp.asarray(self.correction_gy.ravel()[base.voxels])
+        self.problem = replace(base, operator=CorrectedOperator(base.operator, rows))
+
+    def optimiser_dose(self, weights) -> np.ndarray:
+        """The optimisation matrix's dose D w (float64, grid shape; zero outside its rows)."""
+        return full_dose_grid(self.inputs.influence, weights)
+
+    def exact_dose(self, weights):
+        """The exact final dose of the weights (simsbrt.dose.final.FinalDose)."""
+        from simsbrt.dose.final import DoseGeometry, final_dose
+
+        beamlets = self.inputs.influence.beamlets
+        geometry = self.inputs.cache.get("final_dose_geometry")
+        if geometry is None:
+            geometry = DoseGeometry.build(self.phantom, beamlets, self.inputs.backend)
+            self.inputs.cache["final_dose_geometry"] = geometry
+        fd = final_dose(self.phantom, beamlets, np.asarray(weights, dtype=np.float64), geometry=geometry)
+        self.timings["final_dose_s"] = self.timings.get("final_dose_s", 0.0) + fd.time_s
+        return fd
 
     def candidate(self, goals: PlanGoals, protocol: Protocol, warm: Candidate | None, ignore: Callable,
                   options: SolverOptions | None = None, extra_objectives: tuple = ()) -> Candidate:
@@ -323,6 +360,8 @@ class _Planner:
         self.n_iterations += result.n_iter
         t0 = time.perf_counter()
         dose = full_dose_grid(self.inputs.influence, weights)
+        if self.correction_gy is not None:
+            dose = dose + self.correction_gy
         factor = prescription_scale_factor(protocol, dose, self.masks, self.voxel_cc)
         # evaluated as stored in PLAN.h5 (float32), so the search and the final verdict agree
         weights, dose = weights * factor, (dose * factor).astype(np.float32)
@@ -597,7 +636,8 @@ def make_plan(inputs: PlanInputs, mode: str, settings: PlanSettings = PlanSettin
     boost_goal = None
     if mode == "uniform":
         protocol = protocol_for(mode, settings)
-        cand = planner.candidate(planner.goals.with_(boost_gy=None), protocol, None, _never)
+        final_goals = planner.goals.with_(boost_gy=None)
+        cand = planner.candidate(final_goals, protocol, None, _never)
         steps = ()
         binding = tuple(cand.evaluation.violated_limits)
         search_stop = "no search (single optimisation)"
@@ -608,6 +648,7 @@ def make_plan(inputs: PlanInputs, mode: str, settings: PlanSettings = PlanSettin
         protocol, cand, boost_goal, steps = sib.protocol, sib.candidate, sib.boost_goal_gy, sib.steps
         binding, search_stop, conflicts = sib.binding, sib.search_stop, sib.conflicts
         reached_rx = protocol.prescription.dose_gy
+        final_goals = planner.goals.with_(boost_gy=cand.goal_gy)
     else:  # uniform_escalated
         lo, hi = settings.escalation_range_gy
         protocols = {}
@@ -630,7 +671,17 @@ def make_plan(inputs: PlanInputs, mode: str, settings: PlanSettings = PlanSettin
                    if outcome.lowest_failure is not None else ())
         search_stop = _search_stop(outcome, _binding_first(binding), lo, hi, "PTV_Eval prescription")
         conflicts = ()
-    # the verdict: simsbrt.evaluate on the final dose exactly as stored (float32, full grid)
+        final_goals = planner.goals.with_(boost_gy=None, prescription_gy=reached_rx)
+    # every reported dose: the exact final dose of the chosen weights, with the dose-correction loop
+    fin = finalise(planner, cand, protocol, lambda warm: planner.candidate(final_goals, protocol, warm, _never),
+                   progress)
+    cand = fin.candidate
+    if fin.broken:
+        rounds = fin.record["correction_rounds"]
+        search_stop = (f"infeasible on the exact final dose: {'; '.join(fin.broken)} (met on the optimiser's dose; "
+                       f"{rounds} dose-correction round(s)); {search_stop}")
+        binding = tuple(dict.fromkeys(fin.broken + tuple(binding)))
+    # the verdict: simsbrt.evaluate on the exact final dose exactly as stored (float32, full grid)
     masks = inputs.phantom.structures
     dose32 = cand.dose_gy.astype(np.float32)
     evaluation = evaluate_protocol(protocol, dose32, masks, inputs.phantom.grid.voxel_volume_cc)
@@ -640,10 +691,11 @@ def make_plan(inputs: PlanInputs, mode: str, settings: PlanSettings = PlanSettin
     cord_limit = protocol.max_dose_limit_gy(CORD_PRV) if cord_limit is None else cord_limit
     log.info("plan %s: feasible=%s, %d iterations", mode, evaluation.feasible, planner.n_iterations)
     # a GTV floor against an organ limit is named in that order (floor first), the rest organ limits first
-    binding = tuple(binding) if conflicts else _binding_first(binding or evaluation.violated_limits)
+    binding = tuple(binding) if conflicts or fin.broken else _binding_first(binding or evaluation.violated_limits)
     return PlanResult(mode, protocol, cand.weights, dose32, evaluation, metrics,
                       bool(evaluation.feasible), binding, boost_goal,
                       float(reached_rx), float(cord_limit), tuple(steps), planner.n_iterations,
                       inputs.backend.name, inputs.backend.device, timings, search_stop,
                       float(cand.goal_gy) if cand is not None else None,
-                      settings.boost_policy if mode == "sib" else None, tuple(conflicts))
+                      settings.boost_policy if mode == "sib" else None, tuple(conflicts),
+                      fin.record, fin.differences)
