@@ -168,11 +168,14 @@ class DoseGeometry:
 
 def final_dose(phantom, beamlets, weights_mu, backend="cpu", beam=None,
                progress: Callable[[int, int], None] | None = None, region: str = "body",
-               geometry: DoseGeometry | None = None) -> FinalDose:
+               geometry: DoseGeometry | None = None, primary_window_nsigma: float | None = None) -> FinalDose:
     """The exact dose (Gy, float32, grid.shape) of beamlet weights (MU, one per influence-matrix column).
 
     progress(done_voxels, total_voxels) is called after every chunk of voxels. geometry: a DoseGeometry of
     the same phantom, beamlets, backend and region to reuse (its depths are traced once).
+    primary_window_nsigma: None (plans) = the exact dose. A number n = the primary summed only over the cells
+    within n primary sigmas, unchecked: the expectation of the sampled influence matrix with window_nsigma = n
+    (it drops the primary beyond its window); for measuring that cut only (FinalDose.exact is then False).
     """
     from simsbrt.dose.engine import _drivers
 
@@ -182,7 +185,9 @@ def final_dose(phantom, beamlets, weights_mu, backend="cpu", beam=None,
     wmax = np.array([fluence[fl0[c]:fl0[c] + (geo.cpi[c, 2] * geo.cpi[c, 3])].max(initial=0.0)
                      for c in range(len(fl0))])
     drv = _drivers(geo.backend)
-    outside = math.erfc(REACH_NSIGMA / math.sqrt(2.0))
+    exact = primary_window_nsigma is None
+    reach = REACH_NSIGMA if exact else float(primary_window_nsigma)
+    outside = math.erfc(reach / math.sqrt(2.0))
     n = len(geo.voxels)
     values = np.empty(n, dtype=np.float64)
     worst, n_recomputed = 0.0, 0
@@ -191,8 +196,8 @@ def final_dose(phantom, beamlets, weights_mu, backend="cpu", beam=None,
         points = geo.points(start, stop)
         depths = geo.depths(drv, start, points)
         args = (geo.cpf, geo.cpi, geo.pitch_mm, geo.params, fluence, fl0, box, wmax)
-        dose, bound = (drv.to_host(a) for a in drv.fluence_dose(points, depths, *args, REACH_NSIGMA, outside))
-        loose = np.flatnonzero(bound > BOUND_REL * dose)
+        dose, bound = (drv.to_host(a) for a in drv.fluence_dose(points, depths, *args, reach, outside))
+        loose = np.flatnonzero(bound > BOUND_REL * dose) if exact else np.zeros(0, np.int64)
         if loose.size:  # the bound is not below float32 rounding there: sum every primary cell
             exact, _ = drv.fluence_dose(np.ascontiguousarray(points[loose]), _rows(depths, loose), *args, 0.0, 0.0)
             dose[loose] = drv.to_host(exact)
@@ -206,7 +211,7 @@ def final_dose(phantom, beamlets, weights_mu, backend="cpu", beam=None,
             progress(stop, n)
     out = np.zeros(geo.grid.n_voxels, dtype=np.float32)
     out[geo.voxels] = values.astype(np.float32)
-    return FinalDose(out.reshape(geo.grid.shape), True, time.perf_counter() - t_start, geo.backend.name,
+    return FinalDose(out.reshape(geo.grid.shape), exact, time.perf_counter() - t_start, geo.backend.name,
                      geo.backend.device, int(n), geo.region, worst, n_recomputed)
 
 
