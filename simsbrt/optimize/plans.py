@@ -360,8 +360,8 @@ class _Planner:
         self.n_iterations += result.n_iter
         t0 = time.perf_counter()
         dose = full_dose_grid(self.inputs.influence, weights)
-        if self.correction_gy is not None:
-            dose = dose + self.correction_gy
+        if self.correction_gy is not None:   # D w + c can dip below zero where c < 0 and D w has fallen
+            dose = np.maximum(dose + self.correction_gy, 0.0)
         factor = prescription_scale_factor(protocol, dose, self.masks, self.voxel_cc)
         # evaluated as stored in PLAN.h5 (float32), so the search and the final verdict agree
         weights, dose = weights * factor, (dose * factor).astype(np.float32)
