@@ -51,7 +51,8 @@ def test_final_dose_equals_exact_matrix_times_weights(case, kind):
     assert np.any(cpi[:, CPI_PRIMARY] != np.arange(len(cpi))), "the case must exercise aliased control points"
     w = _weights(beamlets.n_beamlets, kind)
     fd = final_dose(phantom, beamlets, w, "cpu", region="grid")
-    assert fd.exact and fd.backend == "cpu" and fd.dose_gy.dtype == np.float32 and fd.dose_gy.shape == phantom.grid.shape
+    assert fd.exact and fd.backend == "cpu"
+    assert fd.dose_gy.dtype == np.float32 and fd.dose_gy.shape == phantom.grid.shape
     reference = exact.dose(w)
     got = fd.dose_gy.ravel()[rows].astype(np.float64)
     assert reference.max() > 0 and np.count_nonzero(reference) == len(rows)

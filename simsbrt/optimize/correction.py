@@ -30,6 +30,8 @@ from typing import Any, Callable
 import numpy as np
 
 from simsbrt.evaluate import evaluate_protocol, prescription_scale_factor
+from simsbrt.progress import add_steps
+from simsbrt.progress import step as step_done
 
 # (structure, metric) pairs whose final - optimiser difference the plan records
 DIFFERENCE_METRICS = (("GTV", "D2%"), ("GTV", "D50%"), ("GTV", "D90%"), ("GTV", "D98%"),
@@ -99,16 +101,18 @@ def finalise(planner, cand, protocol, reoptimise: Callable[[Any], Any], progress
         tried.append((len(final.evaluation.violated_limits), round_, final, exact, broken))
         if progress:
             verdict = "breaks " + "; ".join(broken) if broken else "keeps every limit the optimiser's dose met"
-            progress(f"exact final dose ({exact.n_voxels} voxels, {exact.time_s:.1f} s, {exact.backend}): {verdict}"
-                     + (f" (correction round {round_})" if round_ else ""))
+            step_done(progress, f"exact final dose ({exact.n_voxels} voxels, {exact.time_s:.1f} s, "
+                                f"{exact.backend}): {verdict}" + (f" (correction round {round_})" if round_ else ""))
         if not broken or round_ == max_rounds:
             break
         correction = exact.dose_gy.astype(np.float64) - planner.optimiser_dose(cand.weights)
+        add_steps(progress, 2)
         planner.set_correction(correction)
         try:
             cand = reoptimise(cand)
         finally:
             planner.set_correction(None)
+        step_done(progress, f"re-optimised on the optimiser's dose + the exact-dose correction (round {round_ + 1})")
         exact = planner.exact_dose(cand.weights)
     _, rounds, final, exact, broken = min(tried, key=lambda t: (t[0], t[1]))
     optimiser = planner.optimiser_dose(final.weights).astype(np.float32)

@@ -62,6 +62,8 @@ from simsbrt.optimize.problem import BOOST, CORD_PRV, THECAL_SAC, FluenceProblem
 from simsbrt.optimize.sib import (FloorConflict, SearchStep, bracket_search, capping_limits, ceiling_violations,
                                   check_boost_policy, floor_conflicts, optimal_ceilings)
 from simsbrt.optimize.solvers import SOLVERS, SolverOptions
+from simsbrt.progress import add_steps, fraction
+from simsbrt.progress import step as step_done
 from simsbrt.protocols.loader import Prescription, Protocol, Range, load_protocol
 
 log = logging.getLogger(__name__)
@@ -325,7 +327,9 @@ class _Planner:
         if geometry is None:
             geometry = DoseGeometry.build(self.phantom, beamlets, self.inputs.backend)
             self.inputs.cache["final_dose_geometry"] = geometry
-        fd = final_dose(self.phantom, beamlets, np.asarray(weights, dtype=np.float64), geometry=geometry)
+        progress = getattr(self, "progress", None)
+        fd = final_dose(self.phantom, beamlets, np.asarray(weights, dtype=np.float64), geometry=geometry,
+                        progress=lambda done, total: fraction(progress, "exact final dose, voxels", done, total))
         self.timings["final_dose_s"] = self.timings.get("final_dose_s", 0.0) + fd.time_s
         return fd
 
@@ -543,9 +547,8 @@ def _plan_sib(planner: _Planner, settings: PlanSettings, progress) -> _SibPlan:
         polished = planner.candidate(planner.goals.with_(boost_gy=chosen.goal_gy), protocol, chosen, _gtv_floor,
                                      settings.solver_options)
         kept = acceptable(polished)
-        if progress:
-            progress(f"final plan at GTV boost goal {chosen.goal_gy:.2f} Gy, full accuracy: "
-                     f"{'kept' if kept else 'violates a limit, the search plan is kept'}")
+        step_done(progress, f"final plan at GTV boost goal {chosen.goal_gy:.2f} Gy, full accuracy: "
+                  f"{'kept' if kept else 'violates a limit, the search plan is kept'}")
         cand = polished if kept else chosen
     binding = blocking(outcome.lowest_failure.evaluation) if outcome.lowest_failure is not None else ()
     search_stop = _search_stop(outcome, binding, lo, hi, "GTV boost goal")
@@ -598,6 +601,7 @@ def _meet_gtv_floors(planner: _Planner, protocol: Protocol, cand: Candidate | No
     n_rounds = settings.floor_rounds if extra_rows else 0
     goals = planner.goals.with_(boost_gy=cand.goal_gy)
     warm = cand
+    add_steps(progress, n_rounds)
     for k in range(n_rounds):
         weight = FLOOR_WEIGHT * 5.0 ** k
         margin = settings.organ_margin_gy
@@ -608,8 +612,8 @@ def _meet_gtv_floors(planner: _Planner, protocol: Protocol, cand: Candidate | No
         met = ok and not _violated_floors(trial.evaluation)
         if progress:
             failing = blocking(trial.evaluation) + _violated_floors(trial.evaluation)
-            progress(f"GTV floor round {k + 1}/{n_rounds} (weight {weight:g}) at GTV boost goal {cand.goal_gy:.2f} "
-                     f"Gy: {'every GTV floor met' if met else '; '.join(failing)}")
+            step_done(progress, f"GTV floor round {k + 1}/{n_rounds} (weight {weight:g}) at GTV boost goal "
+                                f"{cand.goal_gy:.2f} Gy: {'every GTV floor met' if met else '; '.join(failing)}")
         if met:
             return trial, (), f"GTV floor(s) {', '.join(r.limit_name for r in floors)} met after {k + 1} floor round(s)"
         if ok:
@@ -633,11 +637,13 @@ def make_plan(inputs: PlanInputs, mode: str, settings: PlanSettings = PlanSettin
         raise SpecError("mode", f"unknown plan mode {mode!r}; choose one of {', '.join(MODES)}")
     t_start = time.perf_counter()
     planner = _Planner(inputs, settings)
+    planner.progress = progress
     boost_goal = None
     if mode == "uniform":
         protocol = protocol_for(mode, settings)
         final_goals = planner.goals.with_(boost_gy=None)
         cand = planner.candidate(final_goals, protocol, None, _never)
+        step_done(progress, f"uniform plan optimised ({cand.n_iterations} iterations)")
         steps = ()
         binding = tuple(cand.evaluation.violated_limits)
         search_stop = "no search (single optimisation)"
