@@ -289,7 +289,12 @@ class _Planner:
         self.voxel_cc = inputs.phantom.grid.voxel_volume_cc
         xp = inputs.backend.xp
         t0 = time.perf_counter()
-        self.problem = FluenceProblem.build(inputs.influence, self.masks, xp=xp)
+        # the optimisation matrix (merged columns, transposed copy) is built once per inputs and reused by every
+        # plan on them (the three plans of a comparison, a sweep's plans on one matrix)
+        self.problem = inputs.cache.get(("fluence_problem", xp.__name__))
+        if self.problem is None:
+            self.problem = FluenceProblem.build(inputs.influence, self.masks, xp=xp)
+            inputs.cache[("fluence_problem", xp.__name__)] = self.problem
         self.timings = {"problem_s": time.perf_counter() - t0, "optimise_s": 0.0, "evaluate_s": 0.0}
         self.n_iterations = 0
         base = load_protocol("sib_trial")
