@@ -95,3 +95,24 @@ def test_bad_weights_name_the_field(case, bad):
         w[0] = bad[0]
     with pytest.raises(SpecError, match="weights_mu"):
         final_dose(phantom, beamlets, w, "cpu")
+
+
+def test_primary_window_is_below_float32_rounding_and_the_safety_net_recomputes(case, monkeypatch):
+    """The 8-sigma primary window changes nothing visible (its proven bound is far below 2^-26 of the dose); with
+    a 1-sigma window the bound is too large almost everywhere in the field, and those voxels are recomputed with
+    every primary cell, so the result is still the untruncated sum."""
+    import simsbrt.dose.final as final
+
+    phantom, beamlets, _, _ = case
+    w = _weights(beamlets.n_beamlets, "sparse heavy-tailed")
+    untruncated = final_dose(phantom, beamlets, w, "cpu", region="grid", primary_window_nsigma=0.0)
+    windowed = final_dose(phantom, beamlets, w, "cpu", region="grid")
+    assert not untruncated.exact and windowed.exact
+    assert 0 < windowed.bound_rel_max <= final.BOUND_REL and windowed.n_recomputed == 0
+    np.testing.assert_allclose(windowed.dose_gy, untruncated.dose_gy, rtol=2.0**-22, atol=0)
+    one_sigma = final_dose(phantom, beamlets, w, "cpu", region="grid", primary_window_nsigma=1.0).dose_gy
+    assert np.max(np.abs(one_sigma / untruncated.dose_gy - 1)) > 1e-3      # a 1-sigma window does cut
+    monkeypatch.setattr(final, "REACH_NSIGMA", 1.0)
+    netted = final_dose(phantom, beamlets, w, "cpu", region="grid")
+    assert netted.n_recomputed > 0 and netted.bound_rel_max <= final.BOUND_REL
+    np.testing.assert_allclose(netted.dose_gy, untruncated.dose_gy, rtol=2.0**-22, atol=0)

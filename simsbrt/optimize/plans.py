@@ -359,14 +359,26 @@ class _Planner:
     def _optimise_once(self, goals: PlanGoals, protocol: Protocol, w0, options: SolverOptions,
                        extra_objectives: tuple = ()) -> Candidate:
         t0 = time.perf_counter()
-        w0 = None if w0 is None else self.problem.xp.asarray(w0)
-        if extra_objectives:
-            result = self._optimise_with_extra(goals, extra_objectives, w0, options)
+        # a cold start with the same goals on the same inputs is the same (deterministic) optimisation: the
+        # escalation search starts at the uniform plan's prescription, so its first step is the uniform plan
+        cold_key = None
+        if w0 is None and not extra_objectives and self.correction_gy is None:
+            cold_key = ("cold optimisation", goals, options, self.settings.solver)
+        reused = self.inputs.cache.get(cold_key) if cold_key is not None else None
+        if reused is not None:
+            result = reused
+            self.timings["reused_optimisations"] = self.timings.get("reused_optimisations", 0) + 1
         else:
-            result = self.problem.optimise(goals, w0, self.settings.solver, options)
+            w0 = None if w0 is None else self.problem.xp.asarray(w0)
+            if extra_objectives:
+                result = self._optimise_with_extra(goals, extra_objectives, w0, options)
+            else:
+                result = self.problem.optimise(goals, w0, self.settings.solver, options)
+            self.n_iterations += result.n_iter
+            if cold_key is not None:
+                self.inputs.cache[cold_key] = result
         weights = np.asarray(to_host(result.x), dtype=np.float64)
         self.timings["optimise_s"] += time.perf_counter() - t0
-        self.n_iterations += result.n_iter
         t0 = time.perf_counter()
         dose = full_dose_grid(self.inputs.influence, weights)
         if self.correction_gy is not None:   # D w + c can dip below zero where c < 0 and D w has fallen
