@@ -3,7 +3,10 @@
 Pipeline: phantom -> arcs -> beamlets -> influence matrix (simsbrt.dose) -> fluence problem ->
 optimisation (one, or a bracketing search) -> normalisation to the prescription (PTV_Eval D90%)
 -> verdict by simsbrt.evaluate on the full-grid dose with the phantom's masks. The optimiser's
-own penalties never decide feasibility.
+own penalties never decide feasibility. Search steps are judged on the optimiser's dose; the
+returned plan is normalised, judged and reported on its exact final dose (simsbrt.dose.final),
+with the dose-correction loop of simsbrt.optimize.correction (its docstring says which dose each
+step uses and why).
 
 - uniform: 30 Gy to PTV_Eval, homogeneity goal, no GTV goal; protocol "uniform".
 - sib: PTV_Eval at D90% = 30 Gy and the highest GTV boost goal whose normalised plan keeps every
