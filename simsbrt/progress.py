@@ -17,7 +17,7 @@ import sys
 import threading
 
 BAR_FORMAT = ("{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total_fmt} steps "
-              "[{elapsed} elapsed, {remaining} left] {postfix}")
+              "[{elapsed} elapsed, {remaining} left]{postfix}")
 
 
 def step(progress, message: str, n: float = 1.0) -> None:
