@@ -12,6 +12,7 @@ one influence matrix, as ``simsbrt compare`` does, and prints
    and a later call (depths reused), median of the repeats.
 
     python benchmarks/final_dose.py [--spacing-mm 2.0] [--backend cpu] [--search-steps 5] [--repeats 2]
+    python benchmarks/final_dose.py --dose-only      # table 3 alone, on random (exponential) weights, no plans
 """
 from __future__ import annotations
 
@@ -51,6 +52,8 @@ def main() -> int:
     ap.add_argument("--backend", default="cpu")
     ap.add_argument("--search-steps", type=int, default=5)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--dose-only", action="store_true", help="time the exact final dose alone (no influence matrix, "
+                                                               "no plans) on random weights")
     args = ap.parse_args()
 
     print(f"# command: python benchmarks/final_dose.py {' '.join(sys.argv[1:])}".rstrip())
@@ -60,6 +63,15 @@ def main() -> int:
     if args.spacing_mm != spec.grid.spacing_mm:
         spec = spec.with_spacing(args.spacing_mm)
     phantom = build_phantom(spec)
+    if args.dose_only:
+        import numpy as np
+
+        from simsbrt.geometry.beamlets import build_beamlets
+
+        beamlets = build_beamlets(default_arc_set(), phantom.grid, phantom.structures["PTV"])
+        weights = np.random.default_rng(0).exponential(1.0, beamlets.n_beamlets)
+        time_final_dose(phantom, beamlets, weights, args, "random exponential weights")
+        return 0
     t0 = time.perf_counter()
     inputs = prepare_plan_inputs(phantom, default_arc_set(), args.backend)
     im = inputs.influence
@@ -90,22 +102,23 @@ def main() -> int:
     print("\n## 2. final - optimiser dose of the same final weights (Gy)")
     print_table(diffs, list(diffs[0]))
 
+    time_final_dose(phantom, im.beamlets, results["sib"].weights, args, "sib weights")
+    return 0
+
+
+def time_final_dose(phantom, beamlets, weights, args, what: str) -> None:
+    """Table 3: the exact final dose alone, first call (depths traced) and later calls (depths reused)."""
     from simsbrt.dose.final import DoseGeometry, final_dose
 
-    weights = results["sib"].weights
-    first = []
-
     def fresh():
-        geometry = DoseGeometry.build(phantom, im.beamlets, args.backend)
-        t = time.perf_counter()
-        final_dose(phantom, im.beamlets, weights, geometry=geometry)
-        first.append(time.perf_counter() - t)
+        geometry = DoseGeometry.build(phantom, beamlets, args.backend)
+        final_dose(phantom, beamlets, weights, geometry=geometry)
         return geometry
 
     fresh_s, fresh_runs, geometry = timed_runs(fresh, repeats=args.repeats, warmup=0)
-    again_s, again_runs, fd = timed_runs(lambda: final_dose(phantom, im.beamlets, weights, geometry=geometry),
+    again_s, again_runs, fd = timed_runs(lambda: final_dose(phantom, beamlets, weights, geometry=geometry),
                                          repeats=args.repeats, warmup=0)
-    print("\n## 3. exact final dose alone (sib weights; median of the runs listed)")
+    print(f"\n## 3. exact final dose alone ({what}; median of the runs listed)")
     print_table([{"call": "first (depths traced)", "time_s": f"{fresh_s:.1f}",
                   "runs_s": "/".join(f"{x:.1f}" for x in fresh_runs)},
                  {"call": "later (depths reused)", "time_s": f"{again_s:.1f}",
@@ -113,7 +126,6 @@ def main() -> int:
     print(f"# {fd.n_voxels} voxels (body and every structure), backend {fd.backend}, truncation bound "
           f"{fd.bound_rel_max:.2g} of the dose (limit 2^-26 = 1.5e-08), {fd.n_recomputed} voxels recomputed")
     print(f"# peak RSS {peak_rss_mib():.0f} MiB; load average at end {_load()}")
-    return 0
 
 
 if __name__ == "__main__":
