@@ -147,3 +147,37 @@ def fill_entries(points, depths, cpf, cpi, cell_to_col, pitch, params, row_tau, 
 
 def to_host(array):
     return np.asarray(array)
+
+
+# ------------------------------------------------------------------ final dose of a fluence (no matrix)
+_fluence_pair_dose = dev.fluence_pair_dose
+
+
+@njit(parallel=True, cache=True)
+def _fluence_dose_kernel(points, depths, cpf, cpi, pitch, params, fluence, fl0, box, wmax, reach_nsigma, outside,
+                         out, bound):
+    n = points.shape[0]
+    n_cp = cpf.shape[0]
+    for i in prange(n):
+        fx = np.empty(SCRATCH)
+        fy = np.empty(SCRATCH)
+        acc = 0.0
+        acc_bound = 0.0
+        for cp in range(n_cp):
+            if box[cp, 0] >= box[cp, 1]:
+                continue  # no weight (or an alias: its weights are summed into its primary's map)
+            d, b = _fluence_pair_dose(points[i, 0], points[i, 1], points[i, 2], depths[i, cpi[cp, CPI_GEOM]], cp,
+                                      cpf, cpi, pitch, params, fluence, fl0, box, wmax, reach_nsigma, outside, fx, fy)
+            acc += d
+            acc_bound += b
+        out[i] = acc
+        bound[i] = acc_bound
+
+
+def fluence_dose(points, depths, cpf, cpi, pitch, params, fluence, fl0, box, wmax, reach_nsigma, outside):
+    """(dose, bound on the omitted primary) in Gy, float64, at every point (kernels/device/fluence.py)."""
+    out = np.empty(points.shape[0], dtype=np.float64)
+    bound = np.empty(points.shape[0], dtype=np.float64)
+    _fluence_dose_kernel(points, depths, cpf, cpi, float(pitch), params, fluence, fl0, box, wmax, float(reach_nsigma),
+                         float(outside), out, bound)
+    return out, bound

@@ -180,3 +180,40 @@ def to_host(array):
     import cupy
 
     return cupy.asnumpy(array)
+
+
+# ------------------------------------------------------------------ final dose of a fluence (no matrix)
+_fluence_pair_dose = dev.fluence_pair_dose
+
+
+@cuda.jit
+def _fluence_dose_kernel(points, depths, cpf, cpi, pitch, params, fluence, fl0, box, wmax, reach_nsigma, outside,
+                         out, bound):
+    i = cuda.grid(1)
+    if i >= points.shape[0]:
+        return
+    fx = cuda.local.array(SCRATCH, numba.float64)
+    fy = cuda.local.array(SCRATCH, numba.float64)
+    acc = 0.0
+    acc_bound = 0.0
+    for cp in range(cpf.shape[0]):
+        if box[cp, 0] >= box[cp, 1]:
+            continue  # no weight (or an alias: its weights are summed into its primary's map)
+        d, b = _fluence_pair_dose(points[i, 0], points[i, 1], points[i, 2], depths[i, cpi[cp, CPI_GEOM]], cp, cpf,
+                                  cpi, pitch, params, fluence, fl0, box, wmax, reach_nsigma, outside, fx, fy)
+        acc += d
+        acc_bound += b
+    out[i] = acc
+    bound[i] = acc_bound
+
+
+def fluence_dose(points, depths, cpf, cpi, pitch, params, fluence, fl0, box, wmax, reach_nsigma, outside):
+    """(dose, bound on the omitted primary) in Gy, float64, on the device, at every point; one thread per point."""
+    xp = _xp()
+    n = points.shape[0]
+    out = xp.zeros(n, dtype=xp.float64)
+    bound = xp.zeros(n, dtype=xp.float64)
+    _fluence_dose_kernel[_blocks(n), THREADS_PER_BLOCK](_dev(points), _dev(depths), _dev(cpf), _dev(cpi), float(pitch),
+                                                        _dev(params), _dev(fluence), _dev(fl0), _dev(box), _dev(wmax),
+                                                        float(reach_nsigma), float(outside), out, bound)
+    return out, bound

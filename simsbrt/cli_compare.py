@@ -10,7 +10,6 @@ The three plans share the phantom, arcs, beam model, organ limits and ONE influe
 from __future__ import annotations
 
 import json
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +18,6 @@ from simsbrt.errors import SpecError
 from simsbrt.report.compare import PLAN_ORDER
 
 FILES = {"csv": "comparison.csv", "json": "comparison.json", "figure": "dvh.png"}
-
-
-def _progress(message: str) -> None:
-    print(f"simsbrt compare: {message}", file=sys.stderr, flush=True)
 
 
 @dataclass(frozen=True, eq=False)
@@ -130,6 +125,7 @@ def plan_inputs_from_args(args, progress, modes=PLAN_ORDER):
     from simsbrt.geometry.arcs import default_arc_set, load_arc_set
     from simsbrt.optimize.cli import check_protocol, load_phantom_source
     from simsbrt.optimize.plans import PlanSettings, prepare_plan_inputs
+    from simsbrt.progress import step
 
     if args.search_steps < 0:
         raise SpecError("search-steps", f"must be >= 0, got {args.search_steps}")
@@ -142,15 +138,19 @@ def plan_inputs_from_args(args, progress, modes=PLAN_ORDER):
         progress(note)
     progress(f"influence matrix of {phantom.spec.name} ({phantom.grid.n_voxels} voxels), computed once ...")
     inputs = prepare_plan_inputs(phantom, arc_set, args.backend)
-    progress(f"{inputs.influence.n_voxels} rows x {inputs.influence.n_beamlets} beamlets in "
-             f"{inputs.timings_s['dose_s']:.1f} s")
+    step(progress, f"{inputs.influence.n_voxels} rows x {inputs.influence.n_beamlets} beamlets in "
+                   f"{inputs.timings_s['dose_s']:.1f} s")
     return inputs, settings
 
 
 def run_compare(args) -> int:
+    from simsbrt.progress import Progress, plan_steps
+
     out = check_out_dir(args.out)
-    inputs, settings = plan_inputs_from_args(args, _progress)
-    run = run_comparison(inputs, settings, out, _progress)
+    total = 1 + sum(plan_steps(mode, args.search_steps) for mode in PLAN_ORDER)
+    with Progress("compare", total, quiet=getattr(args, "quiet", False)) as progress:
+        inputs, settings = plan_inputs_from_args(args, progress)
+        run = run_comparison(inputs, settings, out, progress)
     if args.json:
         from simsbrt.cli import print_json
 

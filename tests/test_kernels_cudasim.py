@@ -44,3 +44,15 @@ def test_cudasim_matches_cpu(simulated, on_cpu, mode):
 def test_results_record_the_backend(simulated):
     assert str(simulated["backend"]) == "cudasim"
     assert str(simulated["device"]) == "numba-cuda-simulator"
+
+
+def test_cudasim_final_dose_matches_cpu_and_the_exact_matrix(simulated, on_cpu):
+    """The fluence kernel (simsbrt.dose.final) gives the same dose on both targets, equal to the exact matrix @ w."""
+    from simsbrt.dose._cudasim_check import tiny_case
+
+    a, b = on_cpu["final_dose"], simulated["final_dose"]
+    assert a.shape == b.shape and np.count_nonzero(a) > 50
+    np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-7 * a.max())
+    grid, _, rows, _ = tiny_case()
+    matrix_dose = on_cpu["exact_dense"] @ on_cpu["final_weights"]
+    np.testing.assert_allclose(a.ravel()[rows], matrix_dose, rtol=2e-6, atol=1e-7 * a.max())

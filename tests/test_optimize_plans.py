@@ -1,5 +1,7 @@
 """uniform / sib / uniform_escalated on a tiny phantom (t10_body at 3 mm, coarse arcs) with the real dose
 engine; every verdict comes from simsbrt.evaluate on the full-grid dose."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from conftest import tiny_arcs
@@ -88,7 +90,8 @@ def test_uniform_escalated_raises_the_prescription_within_the_limits(inputs):
 
 
 def test_plans_are_deterministic(inputs, plans):
-    again = make_plan(inputs, "uniform", PlanSettings(n_bisections=N_BISECTIONS))
+    # fresh inputs cache: the optimisation is run again, not reused from the first plan (plans.PlanInputs.cache)
+    again = make_plan(replace(inputs, cache={}), "uniform", PlanSettings(n_bisections=N_BISECTIONS))
     np.testing.assert_array_equal(again.weights, plans["uniform"].weights)
     np.testing.assert_array_equal(again.dose_gy, plans["uniform"].dose_gy)
 

@@ -111,3 +111,33 @@ def test_cli_bad_input_names_the_field(files, capsys):
     rc = main(["plan", str(folder / "phantom.h5"), "--mode", "sib", "--out", str(folder / "x.h5"),
                "--cord-prv-limit-gy", "-1"])
     assert rc == 2 and "cord-prv-limit-gy" in capsys.readouterr().err
+
+
+def test_plan_file_holds_the_exact_final_dose_of_its_weights(cli_run, tmp_path):
+    """/dose is the exact final dose of the stored weights (recomputed here), the file says so, and a file
+    written before these records existed still reads (its records come back empty)."""
+    from dataclasses import replace
+
+    from simsbrt.dose.final import DoseGeometry, final_dose
+    from simsbrt.geometry.arcs import load_arc_set
+    from simsbrt.geometry.beamlets import build_beamlets
+
+    _, out, _, folder, phantom = cli_run
+    doc = json.loads(out)
+    plan = read_plan(folder / "PLAN.h5")
+    assert doc["final_dose"]["exact"] is True and plan.dose_is_exact
+    assert plan.final_dose == doc["final_dose"] and plan.final_dose["backend"] == "cpu"
+    assert set(plan.final_minus_optimiser_gy) >= {"GTV D50%", "PTV_Eval D90%", "SpinalCord_PRV02 D0.03cc"}
+    beamlets = build_beamlets(load_arc_set(folder / "arcs.toml"), phantom.grid, phantom.structures["PTV"])
+    geometry = DoseGeometry.build(phantom, beamlets, "cpu")
+    some = replace(geometry, voxels=geometry.voxels[::40])     # every 40th body voxel: a cheap recomputation
+    again = final_dose(phantom, beamlets, plan.weights_mu, geometry=some).dose_gy.ravel()[some.voxels]
+    assert again.max() > 20.0
+    np.testing.assert_allclose(plan.dose_gy.ravel()[some.voxels], again, rtol=1e-6, atol=1e-6)
+    older = tmp_path / "older.h5"
+    older.write_bytes((folder / "PLAN.h5").read_bytes())
+    with h5py.File(older, "a") as f:
+        assert f["dose"].attrs["exact"]
+        del f.attrs["final_dose_json"], f.attrs["final_minus_optimiser_json"], f["dose"].attrs["exact"]
+    old = read_plan(older)
+    assert old.final_dose == {} and old.final_minus_optimiser_gy == {} and not old.dose_is_exact

@@ -54,21 +54,9 @@ ROULETTE_SLOT = 0x3FFFFFFF
 def pair_entries(px, py, pz, z_rad, row_id, cp, cpf, cpi, cell_to_col, pitch, p, tau, window_nsigma, max_draws, seed,
                  fx, fy, dcol, dval, out_col, out_val, out_start, write):
     """Count (and, when write, store at out_start) the entries of voxel (px, py, pz) for control point cp."""
-    sad = p[P_SAD]
-    rx = px - cpf[cp, CPF_ISO]
-    ry = py - cpf[cp, CPF_ISO + 1]
-    rz = pz - cpf[cp, CPF_ISO + 2]
-    t = sad - (rx * cpf[cp, CPF_ZB] + ry * cpf[cp, CPF_ZB + 1] + rz * cpf[cp, CPF_ZB + 2])
-    if t <= 1.0:
+    u, v, scale = beam_coordinates(px, py, pz, cp, cpf, p)
+    if scale <= 0.0:
         return 0
-    mag = sad / t
-    u = (rx * cpf[cp, CPF_XB] + ry * cpf[cp, CPF_XB + 1] + rz * cpf[cp, CPF_XB + 2]) * mag
-    v = (rx * cpf[cp, CPF_YB] + ry * cpf[cp, CPF_YB + 1] + rz * cpf[cp, CPF_YB + 2]) * mag
-    gx = px - cpf[cp, CPF_SRC]
-    gy = py - cpf[cp, CPF_SRC + 1]
-    gz = pz - cpf[cp, CPF_SRC + 2]
-    r_geo = math.sqrt(gx * gx + gy * gy + gz * gz)
-    scale = p[P_GY_PER_MU] * cpf[cp, CPF_SC] * inverse_square_factor(r_geo, sad)
 
     k0 = cpi[cp, CPI_K0]
     l0 = cpi[cp, CPI_L0]
@@ -103,32 +91,12 @@ def pair_entries(px, py, pz, z_rad, row_id, cp, cpf, cpi, cell_to_col, pitch, p,
     while kt <= kb:
         kt_end = min(kt + TILE - 1, kb)
         nk = kt_end - kt + 1
-        for q in range(nk + 1):
-            x = eu0 + (kt + q) * pitch - u
-            fx[q] = gaussian_edge_tail(x, s0)
-            fx[STRIDE + q] = gaussian_edge_tail(x, s1)
-            fx[2 * STRIDE + q] = gaussian_edge_tail(x, s2)
-        for q in range(nk):  # in place: mass q needs tails q and q + 1
-            xlo = eu0 + (kt + q) * pitch - u
-            xhi = eu0 + (kt + q + 1) * pitch - u
-            fx[q] = a0 * interval_mass_from_tails(xlo, xhi, fx[q], fx[q + 1])
-            fx[STRIDE + q] = a1 * interval_mass_from_tails(xlo, xhi, fx[STRIDE + q], fx[STRIDE + q + 1])
-            fx[2 * STRIDE + q] = a2 * interval_mass_from_tails(xlo, xhi, fx[2 * STRIDE + q], fx[2 * STRIDE + q + 1])
+        cell_masses(fx, eu0, kt, nk, pitch, u, s0, s1, s2, a0, a1, a2)
         lt = la
         while lt <= lb:
             lt_end = min(lt + TILE - 1, lb)
             nl = lt_end - lt + 1
-            for q in range(nl + 1):
-                x = ev0 + (lt + q) * pitch - v
-                fy[q] = gaussian_edge_tail(x, s0)
-                fy[STRIDE + q] = gaussian_edge_tail(x, s1)
-                fy[2 * STRIDE + q] = gaussian_edge_tail(x, s2)
-            for q in range(nl):
-                xlo = ev0 + (lt + q) * pitch - v
-                xhi = ev0 + (lt + q + 1) * pitch - v
-                fy[q] = interval_mass_from_tails(xlo, xhi, fy[q], fy[q + 1])
-                fy[STRIDE + q] = interval_mass_from_tails(xlo, xhi, fy[STRIDE + q], fy[STRIDE + q + 1])
-                fy[2 * STRIDE + q] = interval_mass_from_tails(xlo, xhi, fy[2 * STRIDE + q], fy[2 * STRIDE + q + 1])
+            cell_masses(fy, ev0, lt, nl, pitch, v, s0, s1, s2, 1.0, 1.0, 1.0)
             for kk in range(kt, kt_end + 1):
                 qk = kk - kt
                 for ll in range(lt, lt_end + 1):
@@ -218,3 +186,42 @@ def pair_entries(px, py, pz, z_rad, row_id, cp, cpf, cpi, cell_to_col, pitch, p,
             out_val[out_start + n] = dval[q]
         n += 1
     return n
+
+
+def beam_coordinates(px, py, pz, cp, cpf, p):
+    """(u, v, scale) of a voxel at control point cp: its iso-plane projection (mm) and the dose per MU factor
+    gy_per_mu * Sc * inverse square; scale = 0 for a voxel at or behind the source plane."""
+    sad = p[P_SAD]
+    rx = px - cpf[cp, CPF_ISO]
+    ry = py - cpf[cp, CPF_ISO + 1]
+    rz = pz - cpf[cp, CPF_ISO + 2]
+    t = sad - (rx * cpf[cp, CPF_ZB] + ry * cpf[cp, CPF_ZB + 1] + rz * cpf[cp, CPF_ZB + 2])
+    if t <= 1.0:
+        return 0.0, 0.0, 0.0
+    mag = sad / t
+    u = (rx * cpf[cp, CPF_XB] + ry * cpf[cp, CPF_XB + 1] + rz * cpf[cp, CPF_XB + 2]) * mag
+    v = (rx * cpf[cp, CPF_YB] + ry * cpf[cp, CPF_YB + 1] + rz * cpf[cp, CPF_YB + 2]) * mag
+    gx = px - cpf[cp, CPF_SRC]
+    gy = py - cpf[cp, CPF_SRC + 1]
+    gz = pz - cpf[cp, CPF_SRC + 2]
+    r_geo = math.sqrt(gx * gx + gy * gy + gz * gz)
+    return u, v, p[P_GY_PER_MU] * cpf[cp, CPF_SC] * inverse_square_factor(r_geo, sad)
+
+
+def cell_masses(f, e0, first, n, pitch, centre, s0, s1, s2, a0, a1, a2):
+    """Per-component masses of the n beamlet cells [e0 + j pitch, e0 + (j + 1) pitch], j = first + q, of a Gaussian
+    centred on centre: f[c * STRIDE + q] = a_c * mass (components c = 0, 1, 2 with widths s0, s1, s2)."""
+    component_masses(f, 0, e0, first, n, pitch, centre, s0, a0)
+    component_masses(f, STRIDE, e0, first, n, pitch, centre, s1, a1)
+    component_masses(f, 2 * STRIDE, e0, first, n, pitch, centre, s2, a2)
+
+
+def component_masses(f, off, e0, first, n, pitch, centre, s, a):
+    """f[off + q] = a * mass of a Gaussian (width s, centred on centre) in cell j = first + q (q < n); uses
+    f[off .. off + n] as scratch (the edge tails, differenced on the tail side for precision)."""
+    for q in range(n + 1):
+        f[off + q] = gaussian_edge_tail(e0 + (first + q) * pitch - centre, s)
+    for q in range(n):  # in place: mass q needs tails q and q + 1
+        xlo = e0 + (first + q) * pitch - centre
+        xhi = e0 + (first + q + 1) * pitch - centre
+        f[off + q] = a * interval_mass_from_tails(xlo, xhi, f[off + q], f[off + q + 1])

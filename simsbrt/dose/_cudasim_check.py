@@ -47,6 +47,17 @@ def run_case(backend: str) -> dict[str, np.ndarray]:
                                backend)
         out[f"{name}_dense"] = im.matrix.toarray()
         out[f"{name}_nnz"] = np.array(im.nnz)
+    # the exact final dose of non-uniform weights through the fluence kernel (the third control point aliases
+    # the first: its weights are summed into the first's map)
+    from types import SimpleNamespace
+
+    from simsbrt.dose.final import final_dose
+
+    weights = 1.0 + np.arange(beamlets.n_beamlets) % 5
+    fd = final_dose(SimpleNamespace(grid=grid, density=density, structures={}), beamlets, weights, backend,
+                    region="grid")
+    out["final_dose"] = fd.dose_gy
+    out["final_weights"] = weights
     out["backend"] = np.array(im.backend)
     out["device"] = np.array(im.device)
     return out

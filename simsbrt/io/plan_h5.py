@@ -2,10 +2,15 @@
 
 Layout (schema_version 1):
   root attributes: schema_version (int), simsbrt_version, kind = "plan", mode, backend, device,
-                   feasible (bool), protocol_name, protocol_json (the full protocol), metrics_json, summary_json (the CLI's JSON
-                   document), arcs_json (the arc set), settings_json (the plan settings)
+                   feasible (bool), protocol_name, protocol_json (the full protocol), metrics_json,
+                   summary_json (the CLI's JSON document), arcs_json (the arc set), settings_json (the
+                   plan settings), final_dose_json (how /dose was made: exact, time_s, backend, device,
+                   region, ...; simsbrt.dose.final) and final_minus_optimiser_json (exact minus the
+                   optimiser's dose of the final weights, Gy, per reported DVH metric); files written
+                   before these existed read back as {}
   /phantom                 the phantom file layout (simsbrt.io.phantom_h5.write_phantom_group)
-  /dose                    float32 Gy on the phantom grid, gzip
+  /dose                    float32 Gy on the phantom grid, gzip: the exact final dose (attribute
+                           exact = True; absent in older files, whose dose was the optimiser's)
   /plan/weights_mu         float64, one per beamlet (MU), normalised to the prescription
   /plan/beamlet_control_point, /plan/beamlet_k, /plan/beamlet_l   int32 per beamlet (when known)
   /evaluation              attribute protocol_json (ProtocolEvaluation.to_dict()); datasets
@@ -47,6 +52,12 @@ class PlanFile:
     settings: dict
     protocol_table: list
     beamlet_columns: dict
+    final_dose: dict = dataclasses.field(default_factory=dict)
+    final_minus_optimiser_gy: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def dose_is_exact(self) -> bool:
+        return bool(self.final_dose.get("exact", False))
 
 
 def _settings_doc(settings) -> dict:
@@ -70,10 +81,13 @@ def write_plan(path, result, inputs, settings=None) -> Path:
         f.attrs["summary_json"] = json.dumps(summary)
         f.attrs["arcs_json"] = json.dumps(arc_set_to_doc(inputs.arc_set))
         f.attrs["settings_json"] = json.dumps(_settings_doc(settings))
+        f.attrs["final_dose_json"] = json.dumps(getattr(result, "final_dose", {}) or {})
+        f.attrs["final_minus_optimiser_json"] = json.dumps(getattr(result, "final_minus_optimiser_gy", {}) or {})
         write_phantom_group(f.create_group("phantom"), phantom)
         chunks = tuple(min(n, c) for n, c in zip(phantom.grid.shape, (64, 64, 16)))
         f.create_dataset("dose", data=np.asarray(result.dose_gy, dtype=np.float32), compression="gzip",
                          compression_opts=GZIP_LEVEL, chunks=chunks, shuffle=True)
+        f["dose"].attrs["exact"] = bool((getattr(result, "final_dose", {}) or {}).get("exact", False))
         plan = f.create_group("plan")
         plan.create_dataset("weights_mu", data=np.asarray(result.weights, dtype=np.float64))
         beamlets = getattr(inputs.influence, "beamlets", None)
@@ -116,4 +130,5 @@ def read_plan(path) -> PlanFile:
         return PlanFile(phantom, dose, weights, str(a["mode"]), str(a["backend"]), str(a["device"]),
                         bool(a["feasible"]), str(a["protocol_name"]), json.loads(a["metrics_json"]),
                         json.loads(a["summary_json"]), json.loads(a["arcs_json"]), json.loads(a["settings_json"]),
-                        table, columns)
+                        table, columns, json.loads(a.get("final_dose_json", "{}")),
+                        json.loads(a.get("final_minus_optimiser_json", "{}")))

@@ -1,17 +1,12 @@
 """``simsbrt plan``: optimise a uniform, SIB or uniformly escalated plan and write PLAN.h5."""
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
 from simsbrt.errors import SpecError
 
 BACKENDS = ["cpu", "cuda", "cudasim", "auto"]
-
-
-def _progress(message: str) -> None:
-    print(f"simsbrt plan: {message}", file=sys.stderr, flush=True)
 
 
 def load_phantom_source(source: str):
@@ -44,6 +39,7 @@ def run_plan(args) -> int:
     from simsbrt.geometry.arcs import default_arc_set, load_arc_set
     from simsbrt.io.plan_h5 import write_plan
     from simsbrt.optimize.plans import PlanSettings, make_plan, prepare_plan_inputs
+    from simsbrt.progress import Progress, plan_steps, step
 
     if args.out.suffix not in (".h5", ".hdf5"):
         raise SpecError("out", f"the plan file needs a .h5 suffix, got {args.out}")
@@ -56,11 +52,12 @@ def run_plan(args) -> int:
     for note in check_protocol(settings, phantom, (args.mode,)):
         _progress(note)
     arc_set = load_arc_set(args.arcs) if args.arcs else default_arc_set()
-    _progress(f"influence matrix of {phantom.spec.name} ({phantom.grid.n_voxels} voxels) ...")
-    inputs = prepare_plan_inputs(phantom, arc_set, args.backend)
-    _progress(f"{inputs.influence.n_voxels} rows x {inputs.influence.n_beamlets} beamlets in "
-              f"{inputs.timings_s['dose_s']:.1f} s; optimising ({args.mode}) ...")
-    result = make_plan(inputs, args.mode, settings, _progress)
+    with Progress("plan", 1 + plan_steps(args.mode, settings.n_bisections), quiet=args.quiet) as progress:
+        progress(f"influence matrix of {phantom.spec.name} ({phantom.grid.n_voxels} voxels) ...")
+        inputs = prepare_plan_inputs(phantom, arc_set, args.backend)
+        step(progress, f"{inputs.influence.n_voxels} rows x {inputs.influence.n_beamlets} beamlets in "
+                       f"{inputs.timings_s['dose_s']:.1f} s; optimising ({args.mode}) ...")
+        result = make_plan(inputs, args.mode, settings, progress)
     t0 = time.perf_counter()
     write_plan(args.out, result, inputs, settings)
     result.timings_s.update({"phantom_s": phantom_s, "write_s": time.perf_counter() - t0})
@@ -120,6 +117,9 @@ def add_planning_arguments(p, out_help: str, limit_scope: str = "", phantom_opti
                    help="dose protocol: a built-in name (`simsbrt protocol list`) or a TOML file; every planning "
                         "number comes from it; the uniform plans use its comparator (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress display on stderr (default: a progress bar with the time left on a terminal, "
+                        "one line per stage otherwise)")
 
 
 def register(sub) -> None:

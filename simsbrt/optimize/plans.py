@@ -3,7 +3,10 @@
 Pipeline: phantom -> arcs -> beamlets -> influence matrix (simsbrt.dose) -> fluence problem ->
 optimisation (one, or a bracketing search) -> normalisation to the prescription (PTV_Eval D90%)
 -> verdict by simsbrt.evaluate on the full-grid dose with the phantom's masks. The optimiser's
-own penalties never decide feasibility.
+own penalties never decide feasibility. Search steps are judged on the optimiser's dose; the
+returned plan is normalised, judged and reported on its exact final dose (simsbrt.dose.final),
+with the dose-correction loop of simsbrt.optimize.correction (its docstring says which dose each
+step uses and why).
 
 - uniform: 30 Gy to PTV_Eval, homogeneity goal, no GTV goal; protocol "uniform".
 - sib: PTV_Eval at D90% = 30 Gy and the highest GTV boost goal whose normalised plan keeps every
@@ -56,6 +59,7 @@ from simsbrt.errors import SpecError
 from simsbrt.evaluate import compute_dvhs, evaluate_protocol, prescription_scale_factor
 from simsbrt.evaluate.protocol import BOUNDARY_TOLERANCE, OPTIMAL, VIOLATED
 from simsbrt.evaluate.dvh import to_host
+from simsbrt.optimize.correction import finalise
 from simsbrt.optimize.objectives import SquaredUnderdose
 from simsbrt.optimize.problem import BOOST, CORD_PRV, THECAL_SAC, FluenceProblem, PlanGoals
 from simsbrt.optimize.protocol_numbers import (DEFAULT_PROTOCOL, ORGAN_MARGIN_GY, PlanningNumbers, as_protocol,
@@ -63,6 +67,8 @@ from simsbrt.optimize.protocol_numbers import (DEFAULT_PROTOCOL, ORGAN_MARGIN_GY
 from simsbrt.optimize.sib import (FloorConflict, SearchStep, bracket_search, capping_limits, ceiling_violations,
                                   check_boost_policy, floor_conflicts, optimal_ceilings)
 from simsbrt.optimize.solvers import SOLVERS, SolverOptions
+from simsbrt.progress import add_steps, fraction
+from simsbrt.progress import step as step_done
 from simsbrt.protocols.loader import Prescription, Protocol, Range
 
 log = logging.getLogger(__name__)
@@ -135,6 +141,7 @@ class PlanInputs:
     influence: Any
     backend: Backend
     timings_s: dict = field(default_factory=dict)
+    cache: dict = field(default_factory=dict)   # shared by the plans on these inputs (the final-dose geometry)
 
 
 @dataclass(frozen=True, eq=False)
@@ -170,6 +177,8 @@ class PlanResult:
                                         # below boost_goal_gy, the highest acceptable goal)
     boost_policy: str | None = None     # the SIB boost policy (None for plans without a boost)
     floor_conflicts: tuple[FloorConflict, ...] = ()   # GTV floors still violated vs the organ limits capping them
+    final_dose: dict = field(default_factory=dict)      # how dose_gy was made (simsbrt.optimize.correction)
+    final_minus_optimiser_gy: dict = field(default_factory=dict)  # "GTV D50%" -> exact - optimiser dose (Gy)
 
     def summary(self) -> dict:
         """The JSON document of the CLI contract (plus search details)."""
@@ -199,6 +208,8 @@ class PlanResult:
             "n_iterations": self.n_iterations,
             "search": [s.to_dict() for s in self.search],
             "timing_s": {k: round(float(v), 3) for k, v in self.timings_s.items()},
+            "final_dose": dict(self.final_dose),
+            "final_minus_optimiser_gy": dict(self.final_minus_optimiser_gy),
         }
 
 
@@ -304,11 +315,50 @@ class _Planner:
         self.masks = inputs.phantom.structures
         self.voxel_cc = inputs.phantom.grid.voxel_volume_cc
         t0 = time.perf_counter()
-        self.problem = FluenceProblem.build(inputs.influence, self.masks, target=inputs.backend)
+        # the optimisation matrix (merged columns, transposed copy) is built once per inputs and reused by every
+        # plan on them (the three plans of a comparison, a sweep's plans on one matrix)
+        key = ("fluence_problem", inputs.backend.name)
+        self.problem = inputs.cache.get(key)
+        if self.problem is None:
+            self.problem = FluenceProblem.build(inputs.influence, self.masks, target=inputs.backend)
+            inputs.cache[key] = self.problem
         self.timings = {"problem_s": time.perf_counter() - t0, "optimise_s": 0.0, "evaluate_s": 0.0}
         self.n_iterations = 0
         self.numbers = plan_numbers(settings)
         self.goals = settings.goals.with_(**self.numbers.goal_values())
+        self._base_problem = self.problem
+        self.correction_gy = None   # fixed exact - optimiser dose (grid) added to the optimiser's dose, or None
+
+    def set_correction(self, correction_gy) -> None:
+        """Hold a fixed dose correction (Gy, grid shape) on the optimiser's dose D w (None: remove it)."""
+        from simsbrt.optimize.correction import CorrectedOperator
+
+        self.correction_gy = None if correction_gy is None else np.asarray(correction_gy, dtype=np.float64)
+        base = self._base_problem
+        if self.correction_gy is None:
+            self.problem = base
+            return
+        rows = base.xp.asarray(self.correction_gy.ravel()[base.voxels])
+        self.problem = replace(base, operator=CorrectedOperator(base.operator, rows))
+
+    def optimiser_dose(self, weights) -> np.ndarray:
+        """The optimisation matrix's dose D w (float64, grid shape; zero outside its rows)."""
+        return full_dose_grid(self.inputs.influence, weights, self.problem.target)
+
+    def exact_dose(self, weights):
+        """The exact final dose of the weights (simsbrt.dose.final.FinalDose)."""
+        from simsbrt.dose.final import DoseGeometry, final_dose
+
+        beamlets = self.inputs.influence.beamlets
+        geometry = self.inputs.cache.get("final_dose_geometry")
+        if geometry is None:
+            geometry = DoseGeometry.build(self.phantom, beamlets, self.inputs.backend)
+            self.inputs.cache["final_dose_geometry"] = geometry
+        progress = getattr(self, "progress", None)
+        fd = final_dose(self.phantom, beamlets, np.asarray(weights, dtype=np.float64), geometry=geometry,
+                        progress=lambda done, total: fraction(progress, "exact final dose, voxels", done, total))
+        self.timings["final_dose_s"] = self.timings.get("final_dose_s", 0.0) + fd.time_s
+        return fd
 
     def candidate(self, goals: PlanGoals, protocol: Protocol, warm: Candidate | None, ignore: Callable,
                   options: SolverOptions | None = None, extra_objectives: tuple = ()) -> Candidate:
@@ -331,16 +381,30 @@ class _Planner:
     def _optimise_once(self, goals: PlanGoals, protocol: Protocol, w0, options: SolverOptions,
                        extra_objectives: tuple = ()) -> Candidate:
         t0 = time.perf_counter()
-        w0 = None if w0 is None else self.problem.xp.asarray(w0)
-        if extra_objectives:
-            result = self._optimise_with_extra(goals, extra_objectives, w0, options)
+        # a cold start with the same goals on the same inputs is the same (deterministic) optimisation: the
+        # escalation search starts at the uniform plan's prescription, so its first step is the uniform plan
+        cold_key = None
+        if w0 is None and not extra_objectives and self.correction_gy is None:
+            cold_key = ("cold optimisation", goals, options, self.settings.solver)
+        reused = self.inputs.cache.get(cold_key) if cold_key is not None else None
+        if reused is not None:
+            result = reused
+            self.timings["reused_optimisations"] = self.timings.get("reused_optimisations", 0) + 1
         else:
-            result = self.problem.optimise(goals, w0, self.settings.solver, options)
+            w0 = None if w0 is None else self.problem.xp.asarray(w0)
+            if extra_objectives:
+                result = self._optimise_with_extra(goals, extra_objectives, w0, options)
+            else:
+                result = self.problem.optimise(goals, w0, self.settings.solver, options)
+            self.n_iterations += result.n_iter
+            if cold_key is not None:
+                self.inputs.cache[cold_key] = result
         weights = np.asarray(to_host(result.x), dtype=np.float64)
         self.timings["optimise_s"] += time.perf_counter() - t0
-        self.n_iterations += result.n_iter
         t0 = time.perf_counter()
         dose = full_dose_grid(self.inputs.influence, weights, self.problem.target)
+        if self.correction_gy is not None:   # D w + c can dip below zero where c < 0 and D w has fallen
+            dose = np.maximum(dose + self.correction_gy, 0.0)
         factor = prescription_scale_factor(protocol, dose, self.masks, self.voxel_cc)
         # evaluated as stored in PLAN.h5 (float32), so the search and the final verdict agree
         weights, dose = weights * factor, (dose * factor).astype(np.float32)
@@ -528,9 +592,8 @@ def _plan_sib(planner: _Planner, settings: PlanSettings, progress) -> _SibPlan:
         polished = planner.candidate(planner.goals.with_(boost_gy=chosen.goal_gy), protocol, chosen, _gtv_floor,
                                      settings.solver_options)
         kept = acceptable(polished)
-        if progress:
-            progress(f"final plan at GTV boost goal {chosen.goal_gy:.2f} Gy, full accuracy: "
-                     f"{'kept' if kept else 'violates a limit, the search plan is kept'}")
+        step_done(progress, f"final plan at GTV boost goal {chosen.goal_gy:.2f} Gy, full accuracy: "
+                  f"{'kept' if kept else 'violates a limit, the search plan is kept'}")
         cand = polished if kept else chosen
     binding = blocking(outcome.lowest_failure.evaluation) if outcome.lowest_failure is not None else ()
     search_stop = _search_stop(outcome, binding, lo, hi, "GTV boost goal")
@@ -583,6 +646,7 @@ def _meet_gtv_floors(planner: _Planner, protocol: Protocol, cand: Candidate | No
     n_rounds = settings.floor_rounds if extra_rows else 0
     goals = planner.goals.with_(boost_gy=cand.goal_gy)
     warm = cand
+    add_steps(progress, n_rounds)
     for k in range(n_rounds):
         weight = FLOOR_WEIGHT * 5.0 ** k
         margin = settings.organ_margin_gy
@@ -593,8 +657,8 @@ def _meet_gtv_floors(planner: _Planner, protocol: Protocol, cand: Candidate | No
         met = ok and not _violated_floors(trial.evaluation)
         if progress:
             failing = blocking(trial.evaluation) + _violated_floors(trial.evaluation)
-            progress(f"GTV floor round {k + 1}/{n_rounds} (weight {weight:g}) at GTV boost goal {cand.goal_gy:.2f} "
-                     f"Gy: {'every GTV floor met' if met else '; '.join(failing)}")
+            step_done(progress, f"GTV floor round {k + 1}/{n_rounds} (weight {weight:g}) at GTV boost goal "
+                                f"{cand.goal_gy:.2f} Gy: {'every GTV floor met' if met else '; '.join(failing)}")
         if met:
             return trial, (), f"GTV floor(s) {', '.join(r.limit_name for r in floors)} met after {k + 1} floor round(s)"
         if ok:
@@ -618,10 +682,13 @@ def make_plan(inputs: PlanInputs, mode: str, settings: PlanSettings = PlanSettin
         raise SpecError("mode", f"unknown plan mode {mode!r}; choose one of {', '.join(MODES)}")
     t_start = time.perf_counter()
     planner = _Planner(inputs, settings)
+    planner.progress = progress
     boost_goal = None
     if mode == "uniform":
         protocol = protocol_for(mode, settings)
-        cand = planner.candidate(planner.goals.with_(boost_gy=None), protocol, None, _never)
+        final_goals = planner.goals.with_(boost_gy=None)
+        cand = planner.candidate(final_goals, protocol, None, _never)
+        step_done(progress, f"uniform plan optimised ({cand.n_iterations} iterations)")
         steps = ()
         binding = tuple(cand.evaluation.violated_limits)
         search_stop = "no search (single optimisation)"
@@ -632,6 +699,7 @@ def make_plan(inputs: PlanInputs, mode: str, settings: PlanSettings = PlanSettin
         protocol, cand, boost_goal, steps = sib.protocol, sib.candidate, sib.boost_goal_gy, sib.steps
         binding, search_stop, conflicts = sib.binding, sib.search_stop, sib.conflicts
         reached_rx = protocol.prescription.dose_gy
+        final_goals = planner.goals.with_(boost_gy=cand.goal_gy)
     else:  # uniform_escalated
         lo, hi = planner.numbers.escalation_range_gy
         protocols = {}
@@ -654,7 +722,17 @@ def make_plan(inputs: PlanInputs, mode: str, settings: PlanSettings = PlanSettin
                    if outcome.lowest_failure is not None else ())
         search_stop = _search_stop(outcome, _binding_first(binding), lo, hi, "PTV_Eval prescription")
         conflicts = ()
-    # the verdict: simsbrt.evaluate on the final dose exactly as stored (float32, full grid)
+        final_goals = planner.goals.with_(boost_gy=None, prescription_gy=reached_rx)
+    # every reported dose: the exact final dose of the chosen weights, with the dose-correction loop
+    fin = finalise(planner, cand, protocol, lambda warm: planner.candidate(final_goals, protocol, warm, _never),
+                   progress)
+    cand = fin.candidate
+    if fin.broken:
+        rounds = fin.record["correction_rounds"]
+        search_stop = (f"infeasible on the exact final dose: {'; '.join(fin.broken)} (met on the optimiser's dose; "
+                       f"{rounds} dose-correction round(s)); {search_stop}")
+        binding = tuple(dict.fromkeys(fin.broken + tuple(binding)))
+    # the verdict: simsbrt.evaluate on the exact final dose exactly as stored (float32, full grid)
     masks = inputs.phantom.structures
     dose32 = cand.dose_gy.astype(np.float32)
     evaluation = evaluate_protocol(protocol, dose32, masks, inputs.phantom.grid.voxel_volume_cc)
@@ -664,11 +742,12 @@ def make_plan(inputs: PlanInputs, mode: str, settings: PlanSettings = PlanSettin
     cord_limit = dict(planner.numbers.organ_limits_gy).get(CORD_PRV) if cord_limit is None else cord_limit
     log.info("plan %s: feasible=%s, %d iterations", mode, evaluation.feasible, planner.n_iterations)
     # a GTV floor against an organ limit is named in that order (floor first), the rest organ limits first
-    binding = tuple(binding) if conflicts else _binding_first(binding or evaluation.violated_limits)
+    binding = tuple(binding) if conflicts or fin.broken else _binding_first(binding or evaluation.violated_limits)
     return PlanResult(mode, protocol, cand.weights, dose32, evaluation, metrics,
                       bool(evaluation.feasible), binding, boost_goal,
                       float(reached_rx), None if cord_limit is None else float(cord_limit), tuple(steps),
                       planner.n_iterations,
                       inputs.backend.name, inputs.backend.device, timings, search_stop,
                       float(cand.goal_gy) if cand is not None else None,
-                      settings.boost_policy if mode == "sib" else None, tuple(conflicts))
+                      settings.boost_policy if mode == "sib" else None, tuple(conflicts),
+                      fin.record, fin.differences)

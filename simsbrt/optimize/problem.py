@@ -278,6 +278,7 @@ class FluenceProblem:
     row_counts: dict = field(default_factory=dict)
     columns: ColumnMap | None = None
     target: Any = None
+    voxels: np.ndarray | None = None   # flat grid index of every operator row (host array)
 
     @classmethod
     def build(cls, influence, structures: dict, beamlets=None, xp=np, ring_mm=(5.0, 20.0),
@@ -326,7 +327,7 @@ class FluenceProblem:
         if not mean_per_mu > 0:
             raise SpecError("influence", "no beamlet reaches PTV_Eval: check the arcs and the isocentre")
         return cls(operator, rows, columns.n_distinct, np.asarray(pairs, dtype=np.int64), 1.0 / mean_per_mu,
-                   xp, counts, columns, target)
+                   xp, counts, columns, target, voxel_indices[used_idx])
 
     @property
     def column_map(self) -> ColumnMap:

@@ -30,6 +30,7 @@ from scipy.ndimage import distance_transform_edt
 from simsbrt.errors import SpecError
 from simsbrt.evaluate.metrics import DOSE_AT_PERCENT, DOSE_AT_VOLUME_CC, DOSE_MAX, parse_metric
 from simsbrt.optimize.problem import BOOST
+from simsbrt.progress import step as step_done
 
 
 @dataclass(frozen=True, eq=False)
@@ -86,9 +87,8 @@ def bracket_search(plan_at: Callable[[float, Any], Any], acceptable: Callable[[A
         steps.append(step)
         if ok:
             accepted.append(cand)
-        if progress:
-            progress(f"search {len(steps)}/{total}: {label} {goal:.2f} Gy -> "
-                     f"{'meets the limits' if ok else 'violates ' + '; '.join(step.violated_limits)}")
+        step_done(progress, f"search {len(steps)}/{total}: {label} {goal:.2f} Gy -> "
+                  f"{'meets the limits' if ok else 'violates ' + '; '.join(step.violated_limits)}")
         return cand, ok
 
     lo_cand, ok = run(lo_gy, None)

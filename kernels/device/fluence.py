@@ -1,0 +1,103 @@
+"""Dose of one control point's fluence map at one voxel: the final dose of a plan, without a matrix.
+
+The influence-matrix entry of beamlet (k, l) (kernels/device/influence.py, exact mode) is
+    D[voxel, (k, l)] = scale * sum_c fx_c[k] * fy_c[l]
+with fx_c / fy_c the per-component Gaussian masses of the cell's u / v interval (component_masses,
+amplitudes in fx). For a fluence map W (MU per cell, zero where no beamlet) the dose is therefore
+    sum_{k,l} D[voxel, (k, l)] W[k, l] = scale * sum_c fx_c^T W fy_c,
+evaluated with the same device functions (beam_coordinates, component_masses): 3 (nu + nv) edge
+tails and 3 nu nv multiply-adds per (voxel, control point) instead of a matrix row.
+
+The two scatter components are summed over every cell of the box of non-zero weights. The primary
+(width s0 of a few mm) is summed over the cells that meet [u - R s0, u + R s0] x [v - R s0, v + R s0]
+(R = reach_nsigma; R <= 0: every cell). What that leaves out is bounded, not estimated: the masses of
+the cells outside the window sum to at most the Gaussian mass beyond R sigmas on either side,
+outside = erfc(R / sqrt(2)), in u and in v, so the omitted primary dose is at most
+    bound = scale * a0 * max(W) * 2 * outside,
+returned with the dose; the caller checks the bound against the dose (simsbrt.dose.final).
+"""
+import math
+
+from .beam import component_amplitude, component_sigma_mm
+from .influence import CPI_K0, CPI_L0, CPI_NV, STRIDE, TILE, beam_coordinates, component_masses
+
+
+def fluence_pair_dose(px, py, pz, z_rad, cp, cpf, cpi, pitch, p, fluence, fl0, box, wmax, reach_nsigma, outside,
+                      fx, fy):
+    """(dose, bound) in Gy at voxel (px, py, pz) (radiological depth z_rad from this control point's source) of
+    the fluence map of control point cp: fluence[fl0[cp] + k * nv + l] MU in cell (k, l); only the cells
+    box[cp] = (k_lo, k_hi, l_lo, l_hi) (half-open) can be non-zero; wmax[cp] = the largest of them."""
+    u, v, scale = beam_coordinates(px, py, pz, cp, cpf, p)
+    if scale <= 0.0:
+        return 0.0, 0.0
+    nv = cpi[cp, CPI_NV]
+    eu0 = cpi[cp, CPI_K0] * pitch
+    ev0 = cpi[cp, CPI_L0] * pitch
+    a0 = component_amplitude(0, z_rad, p)
+    a1 = component_amplitude(1, z_rad, p)
+    a2 = component_amplitude(2, z_rad, p)
+    s0 = component_sigma_mm(0, z_rad, p)
+    s1 = component_sigma_mm(1, z_rad, p)
+    s2 = component_sigma_mm(2, z_rad, p)
+    base = fl0[cp]
+    k_lo = box[cp, 0]
+    k_hi = box[cp, 1]
+    l_lo = box[cp, 2]
+    l_hi = box[cp, 3]
+    total = 0.0
+    # scatter components: every cell of the box
+    kt = k_lo
+    while kt < k_hi:
+        nk = min(TILE, k_hi - kt)
+        component_masses(fx, STRIDE, eu0, kt, nk, pitch, u, s1, a1)
+        component_masses(fx, 2 * STRIDE, eu0, kt, nk, pitch, u, s2, a2)
+        lt = l_lo
+        while lt < l_hi:
+            nl = min(TILE, l_hi - lt)
+            component_masses(fy, STRIDE, ev0, lt, nl, pitch, v, s1, 1.0)
+            component_masses(fy, 2 * STRIDE, ev0, lt, nl, pitch, v, s2, 1.0)
+            for qk in range(nk):
+                row = base + (kt + qk) * nv + lt
+                t1 = 0.0
+                t2 = 0.0
+                for ql in range(nl):
+                    w = fluence[row + ql]
+                    t1 += w * fy[STRIDE + ql]
+                    t2 += w * fy[2 * STRIDE + ql]
+                total += fx[STRIDE + qk] * t1 + fx[2 * STRIDE + qk] * t2
+            lt += nl
+        kt += nk
+    if a0 <= 0.0:
+        return scale * total, 0.0
+    # primary: the cells within reach_nsigma primary sigmas (all cells when reach_nsigma <= 0)
+    ka = k_lo
+    kb = k_hi
+    la = l_lo
+    lb = l_hi
+    bound = 0.0
+    if reach_nsigma > 0.0:
+        reach = reach_nsigma * s0
+        ka = max(k_lo, int(math.floor((u - reach - eu0) / pitch)))
+        kb = min(k_hi, int(math.floor((u + reach - eu0) / pitch)) + 1)
+        la = max(l_lo, int(math.floor((v - reach - ev0) / pitch)))
+        lb = min(l_hi, int(math.floor((v + reach - ev0) / pitch)) + 1)
+        if ka > k_lo or kb < k_hi or la > l_lo or lb < l_hi:
+            bound = scale * a0 * wmax[cp] * 2.0 * outside
+    primary = 0.0
+    kt = ka
+    while kt < kb:
+        nk = min(TILE, kb - kt)
+        component_masses(fx, 0, eu0, kt, nk, pitch, u, s0, a0)
+        lt = la
+        while lt < lb:
+            nl = min(TILE, lb - lt)
+            component_masses(fy, 0, ev0, lt, nl, pitch, v, s0, 1.0)
+            for qk in range(nk):
+                row = base + (kt + qk) * nv + lt
+                t0 = 0.0
+                for ql in range(nl):
+                    t0 += fluence[row + ql] * fy[ql]
+                primary += fx[qk] * t0
+            lt += nl
+        kt += nk
+    return scale * (total + primary), bound
