@@ -24,8 +24,16 @@ COMMAND_MODULES = (
 )
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line usage error: ``simsbrt: error: <command>: <problem>``."""
+
+    def error(self, message):
+        command = self.prog.removeprefix("simsbrt").strip()
+        self.exit(2, f"simsbrt: error: {command + ': ' if command else ''}{message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="simsbrt",
         description="Planning simulator for dose-escalated spine SBRT (simultaneous integrated boost).",
     )
@@ -54,9 +62,20 @@ def main(argv: list[str] | None = None) -> int:
     except SimsbrtError as exc:
         print(f"simsbrt: error: {exc}", file=sys.stderr)
         return 2
+    except (OSError, MemoryError) as exc:   # a full disk, a read-only folder, memory the checks missed
+        print(f"simsbrt: error: {describe_system_error(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("simsbrt: interrupted", file=sys.stderr)
         return 130
+
+
+def describe_system_error(exc: BaseException) -> str:
+    """One line for an operating-system error (with the file it concerns) or a failed allocation."""
+    if isinstance(exc, MemoryError):
+        return f"not enough memory ({exc or 'allocation failed'}); use a coarser grid or fewer beamlets"
+    where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+    return f"{where}{exc.strerror or exc}".replace("\n", " ")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import fnmatch
 import importlib.resources
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,6 +94,8 @@ def parse_mapping(doc: dict, source: str) -> NameMapping:
 
 def load_mapping(path=None) -> NameMapping:
     """The mapping file at ``path``, or the default one (package data)."""
+    from simsbrt.io.text_input import parse_toml, read_text_file
+
     if path is None:
         text = importlib.resources.files("simsbrt.dicom").joinpath("data/names.toml").read_text()
         source = DEFAULT_MAPPING
@@ -102,9 +103,5 @@ def load_mapping(path=None) -> NameMapping:
         p = Path(path)
         if not p.is_file():
             raise SpecError("names", f"mapping file not found: {p}")
-        text, source = p.read_text(), str(p)
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError("names", f"malformed TOML: {exc}", source) from None
-    return parse_mapping(doc, source)
+        text, source = read_text_file(p, "names"), str(p)
+    return parse_mapping(parse_toml(text, "names", source), source)

@@ -22,7 +22,6 @@ no wider than spacing_deg; each control point sits at a sector's middle (a full 
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -181,14 +180,9 @@ def arc_set_from_doc(doc: dict) -> ArcSet:
 
 
 def load_arc_set(path: str | Path) -> ArcSet:
-    path = Path(path)
-    try:
-        doc = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise SpecError("arcs", f"file not found: {path}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError("arcs", f"not valid TOML: {exc}", str(path)) from None
-    return arc_set_from_dict(doc, str(path))
+    from simsbrt.io.text_input import read_toml
+
+    return arc_set_from_dict(read_toml(path, "arcs"), str(path))
 
 
 def _iec_fixed_to_lps(v) -> np.ndarray:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import importlib.resources
 import math
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -282,11 +281,11 @@ def builtin_names() -> list[str]:
 
 def load_spec(path_or_name) -> PhantomSpec:
     """Load a TOML spec from a path, or a built-in phantom by name (e.g. ``"t10_body"``)."""
+    from simsbrt.io.text_input import parse_toml, read_text_file
+
     path = Path(path_or_name)
     if path.suffix == ".toml" or path.exists():
-        if not path.is_file():
-            raise SpecError("spec", f"no such file: {path}")
-        text, source = path.read_text(), str(path)
+        text, source = read_text_file(path, "spec"), str(path)
     else:
         name = str(path_or_name)
         resource = importlib.resources.files("simsbrt.builtin_phantoms").joinpath(f"{name}.toml")
@@ -294,8 +293,4 @@ def load_spec(path_or_name) -> PhantomSpec:
             raise SpecError("spec", f"{name!r} is neither a file nor a built-in phantom "
                                     f"({', '.join(builtin_names())})")
         text, source = resource.read_text(), f"{name}.toml"
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError("toml", f"malformed TOML: {exc}", source) from None
-    return parse_spec(data, source=source)
+    return parse_spec(parse_toml(text, "toml", source), source=source)

@@ -29,7 +29,6 @@ structure not listed in the protocol, and duplicate (structure, metric) pairs ar
 """
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -143,12 +142,10 @@ def available_protocols() -> list[str]:
 
 def load_protocol(name_or_path) -> Protocol:
     """Load a built-in protocol by name (e.g. "sib_trial", "uniform") or a TOML file by path."""
+    from simsbrt.io.text_input import parse_toml
+
     text, source = _read_protocol_text(name_or_path)
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError("toml", f"not valid TOML: {exc}", source) from None
-    return parse_protocol(data, source)
+    return parse_protocol(parse_toml(text, "toml", source), source)
 
 
 def _read_protocol_text(name_or_path) -> tuple[str, str]:
@@ -160,7 +157,9 @@ def _read_protocol_text(name_or_path) -> tuple[str, str]:
     if not path.is_file():
         raise SpecError("protocol", f"no built-in protocol or file named {text_name!r}; "
                                     f"built-in: {', '.join(available_protocols())}")
-    return path.read_text(), str(path)
+    from simsbrt.io.text_input import read_text_file
+
+    return read_text_file(path, "protocol"), str(path)
 
 
 def parse_protocol(data: dict, source: str | None = None) -> Protocol:

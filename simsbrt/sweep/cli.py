@@ -15,7 +15,9 @@ BACKENDS = ["cpu", "cuda", "auto"]
 
 
 def run_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="simsbrt sweep", description="Run every point of a sweep file; resumable.")
+    from simsbrt.cli import Parser
+
+    p = Parser(prog="simsbrt sweep", description="Run every point of a sweep file; resumable.")
     p.add_argument("sweep", type=Path, help="SWEEP.toml")
     p.add_argument("--out", required=True, type=Path, help="output folder (runs/, results.csv, results.h5, cache/)")
     p.add_argument("--workers", type=int, default=None,
@@ -35,7 +37,9 @@ def run_parser() -> argparse.ArgumentParser:
 
 
 def plot_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="simsbrt sweep plot", description="Plot a metric of a finished sweep.")
+    from simsbrt.cli import Parser
+
+    p = Parser(prog="simsbrt sweep plot", description="Plot a metric of a finished sweep.")
     p.add_argument("dir", type=Path, help="sweep output folder (or its results.csv)")
     p.add_argument("--x", required=True, help="x column, e.g. gtv_cord_gap_mm")
     p.add_argument("--y", required=True, help="y column, e.g. GTV.D50%%")

@@ -349,18 +349,14 @@ def parse_assignment(text: str) -> tuple[str, Any]:
         raise SpecError("set", f"expected PATH=VALUE, e.g. phantom.grid.spacing_mm=3, got {text!r}")
     try:
         return path, tomllib.loads(f"v = {value}")["v"]
-    except tomllib.TOMLDecodeError:
+    except (tomllib.TOMLDecodeError, RecursionError):
         return path, value
 
 
 def load_sweep(path, overrides: dict | None = None) -> SweepSpec:
     """Read and validate SWEEP.toml (every point's values are checked when the points are expanded);
     overrides {path: value} replace or add [fixed] values."""
+    from simsbrt.io.text_input import read_toml
+
     path = Path(path)
-    if not path.is_file():
-        raise SpecError("sweep", f"no such file: {path}")
-    try:
-        doc = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError("toml", f"malformed TOML: {exc}", str(path)) from None
-    return parse_sweep(doc, str(path), path.parent, overrides)
+    return parse_sweep(read_toml(path, "sweep"), str(path), path.parent, overrides)
