@@ -34,6 +34,7 @@ DEFAULT_SPACING_DEG = 4.0
 DEFAULT_BEAMLET_MM = 2.5  # the trial's MLC leaf width (facts 1.8)
 DEFAULT_BEAMLET_MARGIN_MM = 5.0
 DIRECTIONS = ("cw", "ccw")
+MAX_ANGLE_DEG = 720.0   # gantry and collimator angles are read modulo 360; beyond two turns is a typo
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,10 @@ class ArcSpec:
             raise SpecError("arc.direction", f"must be 'cw' or 'ccw', got {self.direction!r}")
         if not 0.1 <= self.spacing_deg <= 90.0:
             raise SpecError("arc.spacing_deg", f"must be between 0.1 and 90 degrees, got {self.spacing_deg}")
+        for name in ("gantry_start_deg", "gantry_stop_deg", "collimator_deg"):
+            if not -MAX_ANGLE_DEG <= getattr(self, name) <= MAX_ANGLE_DEG:
+                raise SpecError(f"arc.{name}", f"must be within -{MAX_ANGLE_DEG:g}..{MAX_ANGLE_DEG:g} degrees, "
+                                               f"got {getattr(self, name):g}")
         if not -90.0 <= self.couch_deg <= 90.0:
             raise SpecError("arc.couch_deg", f"must be within -90..90 degrees, got {self.couch_deg}")
 
@@ -173,7 +178,16 @@ def arc_set_to_doc(arc_set: ArcSet) -> dict:
 
 
 def arc_set_from_doc(doc: dict) -> ArcSet:
-    """The inverse of arc_set_to_doc."""
+    """The inverse of arc_set_to_doc (SpecError naming arcs_json when the document is malformed)."""
+    try:
+        return _arc_set_from_doc(doc)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        if isinstance(exc, SpecError):
+            raise SpecError(f"arcs_json.{exc.field}", exc.problem) from None
+        raise SpecError("arcs_json", f"malformed arc set ({type(exc).__name__}: {exc})") from None
+
+
+def _arc_set_from_doc(doc: dict) -> ArcSet:
     iso = doc.get("isocentre_mm")
     return ArcSet(arcs=tuple(ArcSpec(**a) for a in doc["arcs"]), isocentre_mm=None if iso is None else tuple(iso),
                   beamlet_size_mm=doc["beamlet_size_mm"], beamlet_margin_mm=doc["beamlet_margin_mm"])
