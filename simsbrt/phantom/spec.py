@@ -39,7 +39,7 @@ MAX_MARGIN_MM = 20.0
 MIN_GTV_CC = 0.05          # a few voxels at the finest grid (1 mm); smaller is no GTV
 MAX_GTV_CC = 500.0         # above the largest sacral lesions of the cohort (s2_large: 170 cm3)
 MIN_ASPECT, MAX_ASPECT = 0.01, 100.0   # relative axis lengths (their ratio is limited to 5 as well)
-MAX_OFFSET_MM = 100.0      # beyond this the GTV centre leaves the vertebra and its neighbours
+MAX_OFFSET_MM = 1000.0     # a metre: larger values only overflow (the build refuses a centre outside the grid)
 
 
 @dataclass(frozen=True)
