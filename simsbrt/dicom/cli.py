@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from simsbrt.errors import SpecError
+from simsbrt.ranges import option
 
 
 def _file_kind(path: Path) -> str:
@@ -87,7 +88,7 @@ def register(sub) -> None:
     d.add_argument("--out", required=True, type=Path, help="output PHANTOM.h5")
     d.add_argument("--names", default=None,
                    help="ROI name mapping file (TOML; default: simsbrt/dicom/data/names.toml)")
-    d.add_argument("--spacing-mm", type=float, default=None,
+    d.add_argument("--spacing-mm", type=option("spacing_mm"), default=None,
                    help="dose-grid spacing 1-3 mm (default: the CT grid if its spacing is 1-3 mm, else 2 mm)")
     d.add_argument("--name", default=None, help="phantom name (default: the PatientID)")
     d.add_argument("--json", action="store_true", help="print one JSON object")

@@ -84,6 +84,7 @@ def format_plan(summary: dict, result) -> str:
 def add_planning_arguments(p, out_help: str, limit_scope: str = "", phantom_optional: bool = False) -> None:
     """The arguments that `plan`, `compare` and `teach` share: phantom source, output, arcs, backend, limits."""
     from simsbrt.optimize.sib import BOOST_POLICIES
+    from simsbrt.ranges import option
 
     p.add_argument("phantom", help="SPEC.toml, a built-in phantom name, or PHANTOM.h5",
                    **({"nargs": "?", "default": None} if phantom_optional else {}))
@@ -91,9 +92,9 @@ def add_planning_arguments(p, out_help: str, limit_scope: str = "", phantom_opti
     p.add_argument("--arcs", default=None, help="ARCS.toml (default: two coplanar full arcs, 4 degrees)")
     p.add_argument("--backend", choices=BACKENDS, default=None,
                    help="cpu | cuda | auto (default: $SIMSBRT_BACKEND, else auto)")
-    p.add_argument("--cord-prv-limit-gy", type=float, default=None,
+    p.add_argument("--cord-prv-limit-gy", type=option("cord_prv_limit_gy"), default=None,
                    help=f"SpinalCord_PRV02 D0.03cc limit{limit_scope} (default: the protocol's 25 Gy)")
-    p.add_argument("--search-steps", type=int, default=5, help="bisection steps of the boost / escalation search")
+    p.add_argument("--search-steps", type=option("search_steps"), default=5, help="bisection steps of the boost / escalation search")
     p.add_argument("--boost-policy", choices=BOOST_POLICIES, default="max",
                    help="SIB boost search: max = highest boost within every mandatory limit (default); "
                         "optimal_window = highest boost that also keeps the protocol's optimal ceilings "

@@ -70,13 +70,15 @@ def run_cohort(args) -> int:
 
 
 def register(sub) -> None:
+    from simsbrt.ranges import option
+
     p = sub.add_parser("phantom", help="build, inspect, draw and sample voxel spine phantoms")
     psub = p.add_subparsers(dest="phantom_command", metavar="PHANTOM_COMMAND", required=True)
 
     b = psub.add_parser("build", help="build a phantom from a TOML spec (or a built-in name) into HDF5")
     b.add_argument("spec", help="SPEC.toml or a built-in name such as t10_body")
     b.add_argument("--out", required=True, help="output HDF5 file")
-    b.add_argument("--spacing-mm", type=float, default=None, help="override grid.spacing_mm (1.0-3.0)")
+    b.add_argument("--spacing-mm", type=option("spacing_mm"), default=None, help="override grid.spacing_mm (1.0-3.0)")
     b.set_defaults(func=run_build)
 
     i = psub.add_parser("info", help="grid and structure volumes of a phantom file")
@@ -90,8 +92,8 @@ def register(sub) -> None:
     s.set_defaults(func=run_show)
 
     c = psub.add_parser("cohort", help="write phantom specs matched to the trial cohort (Table 2)")
-    c.add_argument("--n", type=int, default=28, help="number of cases (default 28, the trial's)")
-    c.add_argument("--seed", type=int, required=True)
+    c.add_argument("--n", type=option("cohort_n"), default=28, help="number of cases (default 28, the trial's)")
+    c.add_argument("--seed", type=option("cohort_seed"), required=True)
     c.add_argument("--out", required=True, help="output directory")
-    c.add_argument("--spacing-mm", type=float, default=2.0)
+    c.add_argument("--spacing-mm", type=option("spacing_mm"), default=2.0)
     c.set_defaults(func=run_cohort)

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from simsbrt.errors import SpecError
+from simsbrt.ranges import option
 
 BACKENDS = ["cpu", "cuda", "auto"]
 
@@ -20,7 +21,7 @@ def run_parser() -> argparse.ArgumentParser:
     p = Parser(prog="simsbrt sweep", description="Run every point of a sweep file; resumable.")
     p.add_argument("sweep", type=Path, help="SWEEP.toml")
     p.add_argument("--out", required=True, type=Path, help="output folder (runs/, results.csv, results.h5, cache/)")
-    p.add_argument("--workers", type=int, default=None,
+    p.add_argument("--workers", type=option("workers"), default=None,
                    help="parallel workers (default: one per core on the CPU, one per GPU with --backend cuda; "
                         "1 = in this process)")
     p.add_argument("--dask", default=None, metavar="ADDRESS",
@@ -30,7 +31,7 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="PATH=VALUE", dest="assignments",
                    help="replace or add a [fixed] value (repeatable; TOML syntax), e.g. --set phantom.grid.spacing_mm=3")
     p.add_argument("--no-cache", action="store_true", help="do not keep influence matrices in DIR/cache")
-    p.add_argument("--cache-gb", type=float, default=8.0, help="size cap of DIR/cache in GiB (default 8)")
+    p.add_argument("--cache-gb", type=option("cache_gb"), default=8.0, help="size cap of DIR/cache in GiB (default 8)")
     p.add_argument("--retry-failed", action="store_true", help="run failed runs again (default: keep them)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p

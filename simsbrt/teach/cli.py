@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 from simsbrt.errors import SpecError
+from simsbrt.ranges import option
 
 
 def _progress(message: str) -> None:
@@ -94,6 +95,6 @@ def register(sub) -> None:
                    help="draw the uniform.h5 and sib.h5 an earlier `simsbrt compare` wrote here (no planning); "
                         "a phantom given as well must be the plans' phantom; the cord PRV limit defaults to the plans' own")
     p.add_argument("--isodose-gy", default=None, help="isodose levels, comma-separated (default 15,25,30,36,42,45)")
-    p.add_argument("--gradient-half-width-mm", type=float, default=30.0,
+    p.add_argument("--gradient-half-width-mm", type=option("gradient_half_width_mm"), default=30.0,
                    help="half width of the gradient map around the cord (mm)")
     p.set_defaults(func=run_teach)
