@@ -19,6 +19,7 @@ from simsbrt.errors import SpecError
 from simsbrt.report.compare import PLAN_ORDER
 
 FILES = {"csv": "comparison.csv", "json": "comparison.json", "figure": "dvh.png"}
+OUTPUT_NAMES = (*FILES.values(), *(f"{mode}.h5" for mode in PLAN_ORDER))
 
 
 def _progress(message: str) -> None:
@@ -123,6 +124,9 @@ def plan_inputs_from_args(args, progress):
 
 
 def run_compare(args) -> int:
+    from simsbrt.io.outputs import check_output_dir
+
+    check_output_dir(args.out, [args.phantom, args.arcs], writes=OUTPUT_NAMES)
     out = check_out_dir(args.out)
     inputs, settings = plan_inputs_from_args(args, _progress)
     run = run_comparison(inputs, settings, out, _progress)

@@ -49,6 +49,7 @@ RANGES = {
     "workers": Range(int, 1, 256),
     "cache_gb": Range(float, 0.0, 10000.0, "GiB"),
     "gradient_half_width_mm": Range(float, 5.0, 150.0, "mm"),
+    "gap_mm": Range(float, 0.0, 50.0, "mm", why="sweep parameter phantom.gtv_cord_gap_mm"),
 }
 
 

@@ -22,7 +22,10 @@ def _file_kind(path: Path) -> str:
 def run_export_dicom(args) -> int:
     from simsbrt.dicom.export import export_phantom, export_plan
 
+    from simsbrt.io.outputs import check_output_dir
+
     source = Path(args.input)
+    check_output_dir(args.out, [source])
     kind = _file_kind(source)
     if kind == "plan":
         result = export_plan(source, args.out, overwrite=args.overwrite)
@@ -56,6 +59,9 @@ def run_import_dicom(args) -> int:
 
     if Path(args.out).suffix not in (".h5", ".hdf5"):
         raise SpecError("out", f"the phantom file needs a .h5 suffix, got {args.out}")
+    from simsbrt.io.outputs import check_output_file
+
+    check_output_file(args.out, [args.folder, args.names])
     phantom = import_dicom(args.folder, names=args.names, spacing_mm=args.spacing_mm, name=args.name)
     write_phantom(args.out, phantom)
     summary = phantom.summary()

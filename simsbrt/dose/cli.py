@@ -54,6 +54,9 @@ def run_compute(args) -> int:
     from simsbrt.geometry.beamlets import build_beamlets
     from simsbrt.io.influence_h5 import write_influence
 
+    from simsbrt.io.outputs import check_output_file
+
+    check_output_file(args.out, [args.phantom, args.arcs, args.beam], suffixes=(".h5", ".hdf5"))
     stages = {}
     t0 = time.perf_counter()
     phantom, spec_doc = _load_phantom(args.phantom)

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from simsbrt.errors import SpecError
+from simsbrt.io.outputs import check_output_file
 
 BACKENDS = ["cpu", "cuda", "auto"]
 
@@ -35,6 +36,7 @@ def run_plan(args) -> int:
 
     if args.out.suffix not in (".h5", ".hdf5"):
         raise SpecError("out", f"the plan file needs a .h5 suffix, got {args.out}")
+    check_output_file(args.out, [args.phantom, args.arcs])
     settings = PlanSettings(cord_prv_limit_gy=args.cord_prv_limit_gy, n_bisections=args.search_steps,
                             boost_policy=args.boost_policy)
     t0 = time.perf_counter()

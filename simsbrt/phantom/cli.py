@@ -8,6 +8,9 @@ def run_build(args) -> int:
     from simsbrt.io.phantom_h5 import write_phantom
     from simsbrt.phantom import build_phantom, load_spec
 
+    from simsbrt.io.outputs import check_output_file
+
+    check_output_file(args.out, [args.spec], suffixes=(".h5", ".hdf5"))
     spec = load_spec(args.spec)
     if args.spacing_mm is not None:
         spec = spec.with_spacing(args.spacing_mm)
@@ -48,8 +51,10 @@ def run_info(args) -> int:
 
 def run_show(args) -> int:
     from simsbrt.io.phantom_h5 import read_phantom
+    from simsbrt.io.outputs import check_output_file
     from simsbrt.report.phantom_plot import plot_phantom
 
+    check_output_file(args.out, [args.file], suffixes=(".png",))
     phantom = read_phantom(args.file)
     out = plot_phantom(phantom, args.out)
     print(f"wrote {out}")
@@ -59,6 +64,9 @@ def run_show(args) -> int:
 def run_cohort(args) -> int:
     from simsbrt.phantom.cohort import generate_cohort, write_cohort
 
+    from simsbrt.io.outputs import check_output_dir
+
+    check_output_dir(args.out)
     specs = generate_cohort(args.n, args.seed, spacing_mm=args.spacing_mm)
     paths = write_cohort(specs, Path(args.out))
     print(f"wrote {len(paths)} phantom specs to {args.out} (seed {args.seed})")

@@ -351,11 +351,13 @@ def run_sweep(spec: SweepSpec, out_dir, workers: int | None = None, dask_address
     from simsbrt.cli_compare import check_out_dir
 
     t_start = time.perf_counter()
-    out = check_out_dir(out_dir)
     if workers is not None and workers < 1:
         raise SpecError("workers", f"must be >= 1, got {workers}")
     resolved_backend = resolve_backend(backend)
-    points = expand_points(spec)
+    points = expand_points(spec)          # every value checked before the output folder is made
+    if dask_address is not None:
+        check_scheduler_reachable(dask_address)
+    out = check_out_dir(out_dir)
     (out / res.RUNS_DIR).mkdir(exist_ok=True)
     res.write_text_atomic(out / "sweep.json", json.dumps(
         {"sweep": dataclasses.asdict(spec), "run_ids": [p.run_id for p in points]}, indent=1,
@@ -518,6 +520,25 @@ def _run_processes(groups, progress: _Progress, n_workers: int, backend) -> None
                     process.terminate()
             raise
         pool.shutdown(wait=True)
+
+
+DASK_CONNECT_TIMEOUT_S = 5.0
+
+
+def check_scheduler_reachable(address: str) -> None:
+    """SpecError unless ADDRESS is [tcp://]HOST:PORT and a TCP connection to it opens in a few seconds."""
+    import socket
+
+    text = str(address).removeprefix("tcp://")
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise SpecError("dask", f"needs a scheduler address [tcp://]HOST:PORT, got {address!r}")
+    try:
+        with socket.create_connection((host, int(port)), timeout=DASK_CONNECT_TIMEOUT_S):
+            pass
+    except OSError as exc:
+        raise SpecError("dask", f"cannot reach a scheduler at {address}: {exc.strerror or exc}") from None
 
 
 def _run_dask(groups, progress: _Progress, address: str) -> None:
