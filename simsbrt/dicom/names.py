@@ -35,6 +35,13 @@ class NameMapping:
     def resolve(self, roi_names, rtstruct_file: str = "RTSTRUCT") -> dict:
         """{ROI name: simsbrt name} for the ROIs to import; SpecError for unknown, duplicate or missing names."""
         mapped, unknown = {}, []
+        seen: dict[str, str] = {}
+        for roi in roi_names:
+            key = roi.strip().lower()
+            if key in seen:
+                raise SpecError("ROI names", f"two ROIs are named {seen[key]!r} and {roi!r}: the structure set is "
+                                             "ambiguous; rename or delete one", rtstruct_file)
+            seen[key] = roi
         for roi in roi_names:
             ours = self.structure_of(roi)
             if ours is not None:

@@ -96,6 +96,15 @@ def read_phantom_group(group, source: str):
     return Phantom(grid=grid, density=density, structures=structures, spec=spec)
 
 
+def check_phantom(phantom, source: str) -> None:
+    """A phantom in memory passes the checks a phantom file passes on reading."""
+    density = np.asarray(phantom.density)
+    if density.dtype.kind != "f" or not np.all(np.isfinite(density)) or density.min() < 0 \
+            or density.max() > MAX_DENSITY:
+        raise SchemaError(f"{source}: /density: must be finite within 0..{MAX_DENSITY:g}")
+    _check_anatomy(phantom.structures, density, source)
+
+
 def _check_anatomy(structures: dict, density: np.ndarray, source: str) -> None:
     """Refuse a phantom nobody could plan on: a required structure missing or empty, or a body of air."""
     for name in REQUIRED_STRUCTURES:
