@@ -29,12 +29,16 @@ structure not listed in the protocol, and duplicate (structure, metric) pairs ar
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from simsbrt.errors import SpecError
 from simsbrt.evaluate.metrics import Metric, parse_metric
+
+MIN_PRESCRIPTION_GY = 1.0     # a prescription below 1 Gy in total is not a course of radiotherapy
+MAX_DOSE_GY = 200.0           # protocol doses (totals over the fractions) above this are typos
 
 # Structure names used throughout simsbrt (phantom brief; trial structures: sib-protocol.md).
 KNOWN_STRUCTURES = (
@@ -241,14 +245,15 @@ def _parse_prescription(table: dict, structures, source) -> Prescription:
     if not metric.is_dose:
         raise SpecError("prescription.metric", f"{metric.name!r} is not a dose metric", source)
     dose = _number(table.get("dose_gy"), "prescription.dose_gy", source)
-    if dose <= 0:
-        raise SpecError("prescription.dose_gy", f"needs a positive dose, got {dose}", source)
+    if not MIN_PRESCRIPTION_GY <= dose <= MAX_DOSE_GY:
+        raise SpecError("prescription.dose_gy", f"needs a dose within {MIN_PRESCRIPTION_GY:g}..{MAX_DOSE_GY:g} Gy, "
+                                                f"got {dose:g}", source)
     return Prescription(structure, metric, dose)
 
 
 def _number(value, field: str, source) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-        raise SpecError(field, f"needs a number, got {value!r}", source)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise SpecError(field, f"needs a finite number, got {value!r}", source)
     return float(value)
 
 
@@ -264,6 +269,9 @@ def _parse_range(raw, field: str, unit: str, source) -> Range | None:
             value = _number(raw[key], f"{field}.{key}", source)
             if value < 0:
                 raise SpecError(f"{field}.{key}", f"negative value {value} {unit}", source)
+            if unit == "Gy" and value > MAX_DOSE_GY:
+                raise SpecError(f"{field}.{key}", f"{value:g} Gy is above {MAX_DOSE_GY:g} Gy (no course of "
+                                                  "radiotherapy comes near it)", source)
             if unit == "%" and value > 100:
                 raise SpecError(f"{field}.{key}", f"a percentage above 100: {value}", source)
             bounds[key] = value

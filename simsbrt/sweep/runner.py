@@ -427,8 +427,13 @@ def _environment(**values):
                 os.environ[k] = v
 
 
-def _worker_init(gpu_counter, use_gpus: bool) -> None:
-    """One GPU per worker process (the cupy import comes later, in the worker's first task)."""
+def _worker_init(gpu_counter, use_gpus: bool, parent_pid: int | None = None) -> None:
+    """One GPU per worker process (the cupy import comes later, in the worker's first task); the
+    worker ends with its parent (simsbrt.sweep.orphans)."""
+    if parent_pid is not None:
+        from simsbrt.sweep.orphans import stop_with_parent
+
+        stop_with_parent(parent_pid)
     if use_gpus:
         with gpu_counter.get_lock():
             index = gpu_counter.value
@@ -483,7 +488,7 @@ def _run_processes(groups, progress: _Progress, n_workers: int, backend) -> None
     # spawned workers read the environment at start: one Numba thread each (one core per worker)
     with _environment(NUMBA_NUM_THREADS="1"):
         pool = ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx, initializer=_worker_init,
-                                   initargs=(counter, backend.name == "cuda"))
+                                   initargs=(counter, backend.name == "cuda", os.getpid()))
         try:
             futures = {}
             for key, chunks in held.items():
