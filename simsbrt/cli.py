@@ -62,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
+    except SystemExit as exc:   # a command's own parser (sweep): --help or a one-line usage error
+        return exc.code if isinstance(exc.code, int) else 2
     except SimsbrtError as exc:
         print(f"simsbrt: error: {exc}", file=sys.stderr)
         return 2

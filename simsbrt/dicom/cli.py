@@ -61,7 +61,7 @@ def run_import_dicom(args) -> int:
         raise SpecError("out", f"the phantom file needs a .h5 suffix, got {args.out}")
     from simsbrt.io.outputs import check_output_file
 
-    check_output_file(args.out, [args.folder, args.names])
+    check_output_file(args.out, [args.names], input_dirs=[args.folder])
     phantom = import_dicom(args.folder, names=args.names, spacing_mm=args.spacing_mm, name=args.name)
     write_phantom(args.out, phantom)
     summary = phantom.summary()

@@ -53,7 +53,7 @@ def _creatable(base: Path) -> bool:
         return False
 
 
-def check_output_file(out, inputs=(), field: str = "out", suffixes: tuple = ()) -> Path:
+def check_output_file(out, inputs=(), field: str = "out", suffixes: tuple = (), input_dirs=()) -> Path:
     """The output file as a Path, or a SpecError before any work (see module doc)."""
     if out is None or str(out).strip() == "":
         raise SpecError(field, "is empty; give an output file")
@@ -64,8 +64,11 @@ def check_output_file(out, inputs=(), field: str = "out", suffixes: tuple = ()) 
         raise SpecError(field, f"{out} is an existing folder; give a file name")
     target = _resolved(out)
     for inp in _existing_inputs(inputs):
-        if target == inp or (inp.is_dir() and inp in target.parents):
+        if target == inp:
             raise SpecError(field, f"{out} would overwrite the input {inp}; choose another output file")
+    for folder in _existing_inputs(input_dirs):
+        if folder == target or folder in target.parents:
+            raise SpecError(field, f"{out} lies in the input folder {folder}; choose another output file")
     _check_writable(target.parent, field, out)
     return out
 

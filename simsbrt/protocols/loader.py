@@ -38,6 +38,7 @@ from simsbrt.errors import SpecError
 from simsbrt.evaluate.metrics import Metric, parse_metric
 
 MIN_PRESCRIPTION_GY = 1.0     # a prescription below 1 Gy in total is not a course of radiotherapy
+MAX_FRACTIONS = 100           # the longest conventional courses have about 40 fractions
 MAX_DOSE_GY = 200.0           # protocol doses (totals over the fractions) above this are typos
 
 # Structure names used throughout simsbrt (phantom brief; trial structures: sib-protocol.md).
@@ -216,8 +217,8 @@ def _string(table: dict, key: str, prefix: str, source) -> str:
 
 def _n_fractions(head: dict, source) -> int:
     value = head.get("n_fractions")
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise SpecError("protocol.n_fractions", f"needs an integer >= 1, got {value!r}", source)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_FRACTIONS:
+        raise SpecError("protocol.n_fractions", f"needs an integer within 1..{MAX_FRACTIONS}, got {value!r}", source)
     return value
 
 

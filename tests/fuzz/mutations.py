@@ -217,7 +217,7 @@ def gen_phantom_spec(rng: random.Random, assets: Path) -> Case:
     elif mode < 0.85:
         what, data = encoding_damage(rng, text)
         what = f"encoding:{what}"
-        impossible = what not in ("encoding:bom",)
+        impossible = what not in ("encoding:bom", "encoding:truncated")
     else:
         data = _byte_flips(rng, text.encode(), rng.randrange(1, 6))
         what, impossible = "byte flips", False
@@ -271,7 +271,7 @@ def gen_arcs(rng: random.Random, assets: Path) -> Case:
     else:
         what, data = encoding_damage(rng, text)
         what = f"encoding:{what}"
-        impossible = what != "encoding:bom"
+        impossible = what not in ("encoding:bom", "encoding:truncated")
 
     def setup(wd: Path) -> None:
         _copy_phantom(assets, wd)
@@ -283,10 +283,10 @@ def gen_arcs(rng: random.Random, assets: Path) -> Case:
 SWEEP_MUTATIONS = [
     ("grid", {"plan.cord_prv_limit_gy": [20.0 + i * 1e-3 for i in range(1000)],
               "plan.thecal_sac_limit_gy": [25.0 + i * 1e-3 for i in range(1000)]}),
-    ("sample", {"n": 10**9, "plan.cord_prv_limit_gy": {"uniform": [20.0, 25.0]}}),
-    ("sample", {"n": 3, "plan.cord_prv_limit_gy": {"uniform": [20.0, float("inf")]}}),
-    ("sample", {"n": 3, "plan.cord_prv_limit_gy": {"uniform": [float("nan"), 25.0]}}),
-    ("sample", {"n": -1, "plan.cord_prv_limit_gy": {"uniform": [20.0, 25.0]}}),
+    ("sample", {"n": 10**9, "plan.thecal_sac_limit_gy": {"uniform": [20.0, 25.0]}}),
+    ("sample", {"n": 3, "plan.thecal_sac_limit_gy": {"uniform": [20.0, float("inf")]}}),
+    ("sample", {"n": 3, "plan.thecal_sac_limit_gy": {"uniform": [float("nan"), 25.0]}}),
+    ("sample", {"n": -1, "plan.thecal_sac_limit_gy": {"uniform": [20.0, 25.0]}}),
     ("grid", {"phantom.gtv_cord_gap_mm": ["x"]}),
     ("grid", {"plan.cord_prv_limit_gy": [1e9]}),
     ("grid", {"plan.cord_prv_limit_gy": [float("nan")]}),
@@ -317,7 +317,7 @@ def gen_sweep(rng: random.Random, assets: Path) -> Case:
     else:
         what, data = encoding_damage(rng, text)
         what = f"encoding:{what}"
-        impossible = what != "encoding:bom"
+        impossible = what not in ("encoding:bom", "encoding:truncated")
 
     def setup(wd: Path) -> None:
         shutil.copy(assets / "spec.toml", wd / "spec.toml")
@@ -360,7 +360,7 @@ def gen_protocol(rng: random.Random, assets: Path) -> Case:
     else:
         what, data = encoding_damage(rng, text)
         what = f"encoding:{what}"
-        impossible = what != "encoding:bom"
+        impossible = what not in ("encoding:bom", "encoding:truncated")
 
     def setup(wd: Path) -> None:
         _write(wd / "case_protocol.toml", data)
@@ -384,7 +384,7 @@ def gen_names(rng: random.Random, assets: Path) -> Case:
     else:
         what, data = encoding_damage(rng, text)
         what = f"encoding:{what}"
-        impossible = what != "encoding:bom"
+        impossible = what not in ("encoding:bom", "encoding:truncated")
 
     def setup(wd: Path) -> None:
         shutil.copytree(assets / "dicom", wd / "dicom")
