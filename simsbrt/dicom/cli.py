@@ -27,14 +27,22 @@ def run_export_dicom(args) -> int:
     source = Path(args.input)
     check_output_dir(args.out, [source])
     kind = _file_kind(source)
-    if kind == "plan":
-        result = export_plan(source, args.out, overwrite=args.overwrite)
-    elif kind == "phantom":
-        from simsbrt.io.phantom_h5 import read_phantom
-
-        result = export_phantom(read_phantom(source), args.out, overwrite=args.overwrite)
-    else:
+    if kind not in ("plan", "phantom"):
         raise SpecError("input", f"{source} is a {kind or 'non-simsbrt'} file; export needs PLAN.h5 or PHANTOM.h5")
+    made_here = not Path(args.out).exists()
+    try:
+        if kind == "plan":
+            result = export_plan(source, args.out, overwrite=args.overwrite)
+        else:
+            from simsbrt.io.phantom_h5 import read_phantom
+
+            result = export_phantom(read_phantom(source), args.out, overwrite=args.overwrite)
+    except OSError:
+        if made_here:             # a failed write (a full disk): no partial series left behind
+            import shutil
+
+            shutil.rmtree(args.out, ignore_errors=True)
+        raise
     summary = result.summary()
     if args.json:
         from simsbrt.cli import print_json
