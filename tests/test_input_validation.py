@@ -291,3 +291,41 @@ def test_the_undamaged_inputs_are_accepted(case, capsys):
     assert main(["export", "dicom", "plans/sib.h5", "--out", "e"]) == 0
     assert main(["protocol", "show", "protocol.toml"]) == 0
     capsys.readouterr()
+
+
+INFLUENCE_DAMAGE = {
+    "data NaN": lambda f: _replace(f["influence"], "data", f["influence/data"][...] * np.nan),
+    "indices out of range": lambda f: _replace(f["influence"], "indices", f["influence/indices"][...] + 10**6),
+    "indptr decreasing": lambda f: _replace(f["influence"], "indptr", f["influence/indptr"][...][::-1]),
+    "indptr strings": lambda f: _replace(f["influence"], "indptr", np.array(["x"], "S1")),
+    "n_voxels string": lambda f: f["influence"].attrs.__setitem__("n_voxels", "x"),
+    "grid shape missing": lambda f: f["grid"].attrs.__delitem__("shape"),
+    "grid not a group": lambda f: (f.__delitem__("grid"), f.create_dataset("grid", data=1)),
+}
+
+
+def _replace(group, name, data):
+    del group[name]
+    group.create_dataset(name, data=data)
+
+
+@pytest.fixture(scope="module")
+def influence_file(assets):
+    path = assets / "influence.h5"
+    if not path.exists():
+        assert main(["dose", "compute", str(assets / "phantom.h5"), "--arcs", str(assets / "arcs.toml"), "--out",
+                     str(path), "--body-margin-mm", "5", "--structure-margin-mm", "5"]) == 0
+    return path
+
+
+@pytest.mark.parametrize("damage", sorted(INFLUENCE_DAMAGE))
+def test_damaged_influence_files_are_refused_naming_the_file(case, influence_file, damage):
+    """Influence files (DIR/cache of a sweep, `dose compute` output): a damaged one is a SchemaError
+    naming the file, which the sweep cache turns into a recomputation."""
+    from simsbrt.errors import SchemaError
+    from simsbrt.io.influence_h5 import read_influence
+
+    read_influence(influence_file)                               # the control reads
+    mut._damage_h5(influence_file, case / "bad.h5", INFLUENCE_DAMAGE[damage], None)
+    with pytest.raises(SchemaError, match="bad.h5"):
+        read_influence(case / "bad.h5")
