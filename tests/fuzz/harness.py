@@ -174,8 +174,12 @@ def classify(case: Case, code, out: str, err: str, workdir: Path, before: dict) 
 
 def run_case(case: Case, workdir: Path, subprocess_mode: bool = False) -> Outcome:
     """Set up the case in an empty workdir, run it, classify it."""
+    import warnings
+
     workdir.mkdir(parents=True, exist_ok=True)
-    case.setup(workdir)
+    with warnings.catch_warnings():          # pydicom warns while a mutation writes a bad value
+        warnings.simplefilter("ignore")
+        case.setup(workdir)
     before = {p: _digest(workdir / p) for p in case.protect}
     runner = run_subprocess if subprocess_mode else run_forked
     code, out, err, seconds = runner(case.argv, workdir, case.timeout_s)
