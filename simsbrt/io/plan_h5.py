@@ -110,6 +110,7 @@ def read_plan(path) -> PlanFile:
         columns = {k: dataset(plan, f"beamlet_{k}", src, "iu", shape=weights.shape)
                    for k in ("control_point", "k", "l") if f"beamlet_{k}" in plan}
         ev = group_of(f, "evaluation", src)
+        attr_json(ev, "protocol_json", src)            # written with the table; checked, not used here
         values = dataset(ev, "value", src, "f", ndim=1)
         texts = {k: dataset(ev, k, src, "OSU", shape=values.shape) for k in ("structure", "metric", "status")}
         decode = (lambda v: v.decode("utf-8", errors="replace") if isinstance(v, bytes) else str(v))
