@@ -23,16 +23,14 @@ def _levels(text: str) -> tuple[float, ...]:
 
 
 def run_teach(args) -> int:
-    from simsbrt.teach.lesson import TeachOptions, teach_from_inputs, teach_from_plans
-
     from simsbrt.cli_compare import OUTPUT_NAMES
     from simsbrt.io.outputs import check_output_dir
-    from simsbrt.teach.lesson import DATA_FILE, FIGURES, PAGE_FILE
+    from simsbrt.teach.lesson import DATA_FILE, FIGURES, PAGE_FILE, TeachOptions, teach_from_inputs, teach_from_plans
 
-    check_output_dir(args.out, [args.phantom, args.arcs], input_dirs=[args.plans],
-                     writes=(*OUTPUT_NAMES, *FIGURES.values(), DATA_FILE, PAGE_FILE))
     options = TeachOptions(isodose_gy=_levels(args.isodose_gy) if args.isodose_gy else TeachOptions().isodose_gy,
                            gradient_half_width_mm=args.gradient_half_width_mm)
+    check_output_dir(args.out, [args.phantom, args.arcs], input_dirs=[args.plans],
+                     writes=(*OUTPUT_NAMES, *FIGURES.values(), DATA_FILE, PAGE_FILE))
     if args.plans is not None:
         name = _phantom_name(args.phantom) if args.phantom is not None else None
         lesson = teach_from_plans(args.plans, args.out, args.cord_prv_limit_gy, _progress, options,
