@@ -329,3 +329,14 @@ def test_damaged_influence_files_are_refused_naming_the_file(case, influence_fil
     mut._damage_h5(influence_file, case / "bad.h5", INFLUENCE_DAMAGE[damage], None)
     with pytest.raises(SchemaError, match="bad.h5"):
         read_influence(case / "bad.h5")
+
+
+def test_the_documented_ranges_are_the_enforced_ones():
+    """docs/input-validation.md lists every range of simsbrt.ranges.RANGES with its bounds."""
+    from simsbrt.ranges import RANGES
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "input-validation.md").read_text()
+    for name, r in RANGES.items():
+        high = "2^32 - 1" if r.high == 2**32 - 1 else f"{r.high:g}"
+        low = f"> {r.low:g}" if r.low_open else f"{r.low:g}"
+        assert f"| {low} | {high} |" in doc, f"{name}: {low}..{high} is not documented"
