@@ -534,6 +534,10 @@ def check_scheduler_reachable(address: str) -> None:
     """SpecError unless ADDRESS is [tcp://]HOST:PORT and a TCP connection to it opens in a few seconds."""
     import socket
 
+    try:
+        import distributed  # noqa: F401 - needed for the run; a missing one is named first
+    except ImportError:
+        raise SimsbrtError(DASK_HINT) from None
     text = str(address).removeprefix("tcp://")
     host, sep, port = text.rpartition(":")
     host = host.strip("[]")
