@@ -62,6 +62,7 @@ def main(argv=None) -> int:
                    help="only these families (repeatable; default all)")
     p.add_argument("--subprocess", action="store_true", help="a fresh interpreter per case (slower)")
     p.add_argument("--workdir", type=Path, default=None, help="keep case folders here (default: a temp folder)")
+    p.add_argument("--assets", type=Path, default=None, help="valid inputs built here once (default: in the workdir)")
     p.add_argument("--show", type=int, default=200, help="list at most this many failing cases")
     args = p.parse_args(argv)
 
@@ -69,7 +70,7 @@ def main(argv=None) -> int:
     from tests.fuzz.assets import build_assets
 
     t_start = time.perf_counter()
-    assets = build_assets(work / "assets")
+    assets = build_assets(args.assets or work / "assets")
     warm_s = 0.0 if args.subprocess else warm_up(assets)
     cases = make_cases(args.cases, args.seed, assets, args.family)
     print(f"--- command: python benchmarks/fuzz.py {' '.join(sys.argv[1:] if argv is None else argv)}")

@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 
 from simsbrt.cli import main
-from tests.fuzz.assets import build_assets
+from tests.fuzz.assets import session_assets
 
 
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory):
-    return build_assets(tmp_path_factory.mktemp("assets"))
+    return session_assets(tmp_path_factory)
 
 
 def digest(path: Path) -> str:

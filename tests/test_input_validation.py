@@ -14,12 +14,12 @@ import pytest
 
 from simsbrt.cli import main
 from tests.fuzz import mutations as mut
-from tests.fuzz.assets import build_assets
+from tests.fuzz.assets import session_assets
 
 
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory):
-    return build_assets(tmp_path_factory.mktemp("assets"))
+    return session_assets(tmp_path_factory)
 
 
 @pytest.fixture
@@ -277,6 +277,7 @@ DICOM_DAMAGE = {
 }
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")    # pydicom warns about the NaN it is given
 @pytest.mark.parametrize("damage", sorted(DICOM_DAMAGE))
 def test_dicom_import_refuses_what_it_cannot_trust(case, capsys, damage):
     mut._dicom_mutations()[damage](case / "dicom")

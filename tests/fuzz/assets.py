@@ -40,6 +40,11 @@ def tiny_spec_text() -> str:
     return text.replace("spacing_mm = 2.0", "spacing_mm = 3.0")
 
 
+def session_assets(tmp_path_factory) -> Path:
+    """The assets of one pytest session (built once, shared by every test module that uses them)."""
+    return build_assets(tmp_path_factory.getbasetemp() / "fuzz_assets")
+
+
 def builtin_text(package: str, name: str) -> str:
     return importlib.resources.files(package).joinpath(name).read_text()
 

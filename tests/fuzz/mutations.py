@@ -154,6 +154,24 @@ def validate_plan_out(name: str):
     return check
 
 
+def validate_influence_out(name: str):
+    def check(wd: Path, out: str) -> None:
+        from simsbrt.io.influence_h5 import read_influence
+
+        im = read_influence(wd / name)
+        assert im.nnz > 0 and np.all(np.isfinite(im.matrix.data)), "empty or non-finite influence matrix"
+    return check
+
+
+def validate_sweep_out(folder: str):
+    def check(wd: Path, out: str) -> None:
+        from simsbrt.sweep import read_table
+
+        _, rows = read_table(wd / folder)
+        assert rows, "no row in results.csv"
+    return check
+
+
 def validate_text(wd: Path, out: str) -> None:
     low = out.lower()
     for bad in (" nan", " inf", "nan gy", "inf gy"):
@@ -318,7 +336,8 @@ def gen_sweep(rng: random.Random, assets: Path) -> Case:
         shutil.copy(assets / "arcs.toml", wd / "arcs.toml")
         _write(wd / "case_sweep.toml", data)
     return Case("sweep TOML", what, ["sweep", "case_sweep.toml", "--out", "sweep_out", "--workers", "1", "--quiet"],
-                setup, impossible=impossible, protect=("spec.toml", "arcs.toml"), timeout_s=90,
+                setup, impossible=impossible, validate=validate_sweep_out("sweep_out"),
+                protect=("spec.toml", "arcs.toml"), timeout_s=90,
                 extra={"no_leftover": "sweep_out"})
 
 
@@ -635,7 +654,7 @@ def gen_h5(rng: random.Random, assets: Path) -> Case:
         _damage_h5(src, dst, fn, group)
     what = f"{target} {'damaged bytes' if raw else name} -> {command}"
     validate = {"plan": validate_plan_out("plan.h5"), "export dicom": validate_dicom_out("exported"),
-                "dose compute": None}.get(command, validate_text)
+                "dose compute": validate_influence_out("inf.h5")}.get(command, validate_text)
     protect = ("arcs.toml",) + (("plans/uniform.h5", "plans/dvh.png") if target == "plan" else ())
     return Case(f"{target} HDF5", what, argv, setup, impossible=impossible, validate=validate, protect=protect,
                 timeout_s=90)
