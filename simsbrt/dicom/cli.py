@@ -15,8 +15,8 @@ def _file_kind(path: Path) -> str:
     try:
         with h5py.File(path, "r") as f:
             return str(f.attrs.get("kind", ""))
-    except OSError:
-        raise SpecError("input", f"not an HDF5 file: {path}") from None
+    except (OSError, RuntimeError, KeyError):
+        raise SpecError("input", f"not a readable HDF5 file: {path}") from None
 
 
 def run_export_dicom(args) -> int:

@@ -42,11 +42,14 @@ def open_h5(path, kind: str, schema_version: int):
         raise SimsbrtError(f"{p}: no such {kind} file")
     try:
         f = h5py.File(p, "r")
-    except OSError as exc:
+    except (OSError, RuntimeError) as exc:
         raise SchemaError(f"{p}: not an HDF5 file ({exc})") from None
     with f:
         try:
             version = attr_int(f, "schema_version", str(p))
+            found = f.attrs.get("kind")
+        except (OSError, RuntimeError, KeyError) as exc:     # a damaged root object
+            raise SchemaError(f"{p}: damaged {kind} file ({type(exc).__name__}: {exc})") from None
         except SchemaError:
             raise SchemaError(f"{p}: no schema_version attribute holding an integer; not a simsbrt file") from None
         if version > schema_version:
@@ -54,14 +57,14 @@ def open_h5(path, kind: str, schema_version: int):
                               f"({schema_version}); upgrade simsbrt")
         if version < 1:
             raise SchemaError(f"{p}: invalid schema_version {version}")
-        found = f.attrs.get("kind")
         if not isinstance(found, str) or found != kind:
             raise SchemaError(f"{p}: kind {found!r} is not a {kind} file")
         try:
             yield f
         except SimsbrtError:
             raise
-        except (OSError, KeyError, TypeError, ValueError, IndexError, AttributeError, RecursionError) as exc:
+        except (OSError, RuntimeError, KeyError, TypeError, ValueError, IndexError, AttributeError,
+                RecursionError) as exc:
             raise SchemaError(f"{p}: damaged {kind} file ({type(exc).__name__}: {exc})") from None
 
 

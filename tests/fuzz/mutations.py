@@ -13,6 +13,7 @@ import math
 import random
 import shutil
 import tomllib
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -647,7 +648,7 @@ def gen_h5(rng: random.Random, assets: Path) -> Case:
         src = assets / ("phantom.h5" if target == "phantom" else "plans/sib.h5")
         dst = wd / ("plans/sib.h5" if command == "teach --plans" else "case.h5")
         if raw:
-            _truncate(random.Random(hash(name) ^ 12345), src, dst)
+            _truncate(random.Random(zlib.crc32(name.encode()) ^ 12345), src, dst)
             return
         fn = muts[name]
         group = "phantom" if name.startswith("/phantom ") else None
