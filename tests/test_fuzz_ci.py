@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CASES, SEED = 150, 20261203
+CASES, SEED = 120, 20261203
 
 
 def test_fuzz_subset_has_no_failure(tmp_path, tmp_path_factory):
