@@ -25,8 +25,16 @@ COMMAND_MODULES = (
 )
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line usage error: ``simsbrt: error: <command>: <problem>``."""
+
+    def error(self, message):
+        command = self.prog.removeprefix("simsbrt").strip()
+        self.exit(2, f"simsbrt: error: {command + ': ' if command else ''}{message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="simsbrt",
         description="Planning simulator for dose-escalated spine SBRT (simultaneous integrated boost).",
     )
@@ -48,7 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     command quietly; Ctrl-C prints ``simsbrt: interrupted`` and exits 130 (128 + SIGINT), never a traceback."""
     try:
         parser = build_parser()
-        args = parser.parse_args(argv)
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:   # --help, --version, or a one-line usage error (Parser.error)
+            return exc.code if isinstance(exc.code, int) else 2
         logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
         if not getattr(args, "func", None):
             parser.print_help()
@@ -57,8 +68,15 @@ def main(argv: list[str] | None = None) -> int:
             code = int(args.func(args) or 0)
             sys.stdout.flush()   # a closed pipe shows here, inside the handler, not at interpreter exit
             return code
+        except SystemExit as exc:   # a command's own parser (sweep): --help or a one-line usage error
+            return exc.code if isinstance(exc.code, int) else 2
         except SimsbrtError as exc:
             print(f"simsbrt: error: {exc}", file=sys.stderr)
+            return 2
+        except BrokenPipeError:
+            raise
+        except (OSError, MemoryError) as exc:   # a full disk, a read-only folder, memory the checks missed
+            print(f"simsbrt: error: {describe_system_error(exc)}", file=sys.stderr)
             return 2
     except BrokenPipeError:
         return _quiet_after_broken_pipe()
@@ -78,6 +96,14 @@ def _quiet_after_broken_pipe() -> int:
     except (OSError, ValueError):
         pass
     return 141
+
+
+def describe_system_error(exc: BaseException) -> str:
+    """One line for an operating-system error (with the file it concerns) or a failed allocation."""
+    if isinstance(exc, MemoryError):
+        return f"not enough memory ({exc or 'allocation failed'}); use a coarser grid or fewer beamlets"
+    where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+    return f"{where}{exc.strerror or exc}".replace("\n", " ")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -18,6 +18,7 @@ from simsbrt.errors import SpecError
 from simsbrt.report.compare import PLAN_ORDER
 
 FILES = {"csv": "comparison.csv", "json": "comparison.json", "figure": "dvh.png"}
+OUTPUT_NAMES = (*FILES.values(), *(f"{mode}.h5" for mode in PLAN_ORDER))
 
 
 @dataclass(frozen=True, eq=False)
@@ -144,8 +145,10 @@ def plan_inputs_from_args(args, progress, modes=PLAN_ORDER):
 
 
 def run_compare(args) -> int:
+    from simsbrt.io.outputs import check_output_dir
     from simsbrt.progress import Progress, plan_steps
 
+    check_output_dir(args.out, [args.phantom, args.arcs], writes=OUTPUT_NAMES)
     out = check_out_dir(args.out)
     total = 1 + sum(plan_steps(mode, args.search_steps) for mode in PLAN_ORDER)
     with Progress("compare", total, quiet=getattr(args, "quiet", False)) as progress:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from simsbrt.errors import SpecError
+from simsbrt.ranges import option
 
 
 def _file_kind(path: Path) -> str:
@@ -14,23 +15,34 @@ def _file_kind(path: Path) -> str:
     try:
         with h5py.File(path, "r") as f:
             return str(f.attrs.get("kind", ""))
-    except OSError:
-        raise SpecError("input", f"not an HDF5 file: {path}") from None
+    except (OSError, RuntimeError, KeyError):
+        raise SpecError("input", f"not a readable HDF5 file: {path}") from None
 
 
 def run_export_dicom(args) -> int:
     from simsbrt.dicom.export import export_phantom, export_plan
 
-    source = Path(args.input)
-    kind = _file_kind(source)
-    if kind == "plan":
-        result = export_plan(source, args.out, overwrite=args.overwrite)
-    elif kind == "phantom":
-        from simsbrt.io.phantom_h5 import read_phantom
+    from simsbrt.io.outputs import check_output_dir
 
-        result = export_phantom(read_phantom(source), args.out, overwrite=args.overwrite)
-    else:
+    source = Path(args.input)
+    check_output_dir(args.out, [source])
+    kind = _file_kind(source)
+    if kind not in ("plan", "phantom"):
         raise SpecError("input", f"{source} is a {kind or 'non-simsbrt'} file; export needs PLAN.h5 or PHANTOM.h5")
+    made_here = not Path(args.out).exists()
+    try:
+        if kind == "plan":
+            result = export_plan(source, args.out, overwrite=args.overwrite)
+        else:
+            from simsbrt.io.phantom_h5 import read_phantom
+
+            result = export_phantom(read_phantom(source), args.out, overwrite=args.overwrite)
+    except OSError:
+        if made_here:             # a failed write (a full disk): no partial series left behind
+            import shutil
+
+            shutil.rmtree(args.out, ignore_errors=True)
+        raise
     summary = result.summary()
     if args.json:
         from simsbrt.cli import print_json
@@ -55,6 +67,9 @@ def run_import_dicom(args) -> int:
 
     if Path(args.out).suffix not in (".h5", ".hdf5"):
         raise SpecError("out", f"the phantom file needs a .h5 suffix, got {args.out}")
+    from simsbrt.io.outputs import check_output_file
+
+    check_output_file(args.out, [args.names], input_dirs=[args.folder])
     phantom = import_dicom(args.folder, names=args.names, spacing_mm=args.spacing_mm, name=args.name)
     write_phantom(args.out, phantom)
     summary = phantom.summary()
@@ -87,7 +102,7 @@ def register(sub) -> None:
     d.add_argument("--out", required=True, type=Path, help="output PHANTOM.h5")
     d.add_argument("--names", default=None,
                    help="ROI name mapping file (TOML; default: simsbrt/dicom/data/names.toml)")
-    d.add_argument("--spacing-mm", type=float, default=None,
+    d.add_argument("--spacing-mm", type=option("spacing_mm"), default=None,
                    help="dose-grid spacing 1-3 mm (default: the CT grid if its spacing is 1-3 mm, else 2 mm)")
     d.add_argument("--name", default=None, help="phantom name (default: the PatientID)")
     d.add_argument("--json", action="store_true", help="print one JSON object")

@@ -463,7 +463,10 @@ def _beam_item(number: int, arc: ArcDelivery, iso: list[str]):
 
 
 # ------------------------------------------------------------------ files
-def _prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
+def _prepare_out_dir(out_dir: Path, overwrite: bool) -> set:
+    """Check (and make) the folder; returns the files of an earlier export. They are replaced one
+    by one (atomically) and the stale ones removed only after the new export is complete, so an
+    interrupted export leaves every file complete."""
     if out_dir.exists() and not out_dir.is_dir():
         raise SpecError("out", f"{out_dir} exists and is not a folder")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -477,8 +480,14 @@ def _prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
         if others:
             raise SpecError("out", f"{out_dir} holds DICOM files that simsbrt did not name ({others[0].name}); "
                                    "--overwrite only replaces CT_*.dcm, RS.dcm, RD.dcm and RP.dcm: choose another folder")
-        for p in ours:
-            p.unlink()
+        return ours
+    return set()
+
+
+def _remove_stale(earlier: set, files: dict) -> None:
+    written = {Path(p) for paths in files.values() for p in paths}
+    for p in earlier - written:
+        p.unlink(missing_ok=True)
 
 
 def _context(phantom) -> ExportContext:
@@ -503,9 +512,10 @@ def export_phantom(phantom, out_dir, overwrite: bool = False,
                    calibration: CtCalibration = MATRAD_DEFAULT) -> ExportResult:
     """CT series + RTSTRUCT of a phantom (no plan) into ``out_dir``."""
     out_dir = Path(out_dir)
-    _prepare_out_dir(out_dir, overwrite)
+    earlier = _prepare_out_dir(out_dir, overwrite)
     ctx = _context(phantom)
     files, exported, empty = _write_ct_and_structures(phantom, ctx, out_dir, calibration)
+    _remove_stale(earlier, files)
     return ExportResult(out_dir, files, exported, empty, None, None, ())
 
 
@@ -520,7 +530,7 @@ def export_plan(plan_path, out_dir, overwrite: bool = False,
     plan = read_plan(plan_path)
     phantom = plan.phantom
     out_dir = Path(out_dir)
-    _prepare_out_dir(out_dir, overwrite)
+    earlier = _prepare_out_dir(out_dir, overwrite)
     arc_set = arc_set_from_doc(plan.arcs)
     ctx = _context(phantom)
     files, exported, empty = _write_ct_and_structures(phantom, ctx, out_dir, calibration)
@@ -538,5 +548,6 @@ def export_plan(plan_path, out_dir, overwrite: bool = False,
     files["RTPLAN"] = [write_dataset(rp, out_dir / "RP.dcm")]
     rd, scaling = rtdose_dataset(phantom, plan.dose_gy, ctx)
     files["RTDOSE"] = [write_dataset(rd, out_dir / "RD.dcm")]
+    _remove_stale(earlier, files)
     return ExportResult(out_dir, files, exported, empty, float(np.max(plan.dose_gy)), scaling,
                         tuple(a.total_mu / n_fractions for a in arcs))

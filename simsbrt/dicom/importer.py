@@ -30,6 +30,10 @@ from simsbrt.grid import MAX_SPACING_MM, MIN_SPACING_MM, Grid
 log = logging.getLogger(__name__)
 
 POSITION_TOL_MM = 0.01
+MAX_COORDINATE_MM = 1.0e4          # patient coordinates beyond 10 m are damaged values
+PIXEL_SPACING_RANGE_MM = (0.2, 5.0)  # CT pixels: 0.5-1.5 mm in practice
+SLOPE_RANGE = (1e-3, 10.0)         # RescaleSlope: 1 in practice
+INTERCEPT_RANGE = (-1.0e4, 1.0e4)  # RescaleIntercept: -1024 / -1000 / 0 in practice
 DEFAULT_SPACING_MM = 2.0
 
 
@@ -40,6 +44,7 @@ class CtSeries:
     frame_of_reference_uid: str
     series_uid: str
     files: tuple[Path, ...]    # sorted by z
+    sop_uids: tuple[str, ...] = ()   # SOPInstanceUID of each slice, same order
 
 
 @dataclass(frozen=True, eq=False)
@@ -114,11 +119,9 @@ def _select_ct_series(found: dict, rtstruct, folder) -> list:
         raise SpecError("CT", f"no CT images (Modality CT) in {folder}")
     if len(series) == 1:
         return next(iter(series.values()))
-    wanted = _referenced_series(rtstruct) & set(series)
-    if len(wanted) == 1:
-        return series[wanted.pop()]
-    raise SpecError("CT", f"{len(series)} CT series in {folder} and the RTSTRUCT does not single one out "
-                          f"(series: {', '.join(sorted(series))}); keep one series per folder")
+    counts = ", ".join(f"{uid} ({len(items)} slices)" for uid, items in sorted(series.items()))
+    raise SpecError("CT", f"{len(series)} CT series in {folder}: {counts}; an import needs exactly one series "
+                          "(slices split between series would give a partial anatomy): keep one per folder")
 
 
 def _floats(ds, keyword: str, path: Path, n: int) -> np.ndarray:
@@ -129,7 +132,23 @@ def _floats(ds, keyword: str, path: Path, n: int) -> np.ndarray:
         raise SpecError(keyword, f"is not a list of numbers: {ds.data_element(keyword).value!r}", str(path)) from None
     if values.shape != (n,):
         raise SpecError(keyword, f"needs {n} numbers, got {list(values)}", str(path))
+    if not np.all(np.isfinite(values)) or np.any(np.abs(values) > MAX_COORDINATE_MM):
+        raise SpecError(keyword, f"needs finite numbers within +-{MAX_COORDINATE_MM:g}, got {list(values)}", str(path))
     return values
+
+
+def _number(ds, keyword: str, path: Path, default: float, low: float, high: float) -> float:
+    """A numeric tag (default when absent), finite and within [low, high]; SpecError naming the file."""
+    raw = getattr(ds, keyword, None)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise SpecError(keyword, f"is not a number: {raw!r}", str(path)) from None
+    if not (np.isfinite(value) and low <= value <= high):
+        raise SpecError(keyword, f"{value:g} is outside the plausible range {low:g}..{high:g}", str(path))
+    return value
 
 
 def _check_slice_geometry(items) -> tuple[list, np.ndarray, float]:
@@ -137,6 +156,10 @@ def _check_slice_geometry(items) -> tuple[list, np.ndarray, float]:
     first_path, first = items[0]
     _require(first, first_path, "Rows", "Columns", "FrameOfReferenceUID")
     ref_spacing = _floats(first, "PixelSpacing", first_path, 2)
+    low, high = PIXEL_SPACING_RANGE_MM
+    if np.any(ref_spacing < low) or np.any(ref_spacing > high):
+        raise SpecError("PixelSpacing", f"{list(ref_spacing)} mm is outside the plausible CT range "
+                                        f"{low:g}-{high:g} mm", str(first_path))
     ref_pos = _floats(first, "ImagePositionPatient", first_path, 3)
     rows = []
     for path, ds in items:
@@ -148,6 +171,7 @@ def _check_slice_geometry(items) -> tuple[list, np.ndarray, float]:
         if not np.allclose(spacing, ref_spacing, atol=1e-4):
             raise SpecError("PixelSpacing", f"inconsistent spacing: {list(spacing)} mm here, {list(ref_spacing)} mm "
                                             f"in {first_path.name}", str(path))
+        _require(ds, path, "Rows", "Columns", "FrameOfReferenceUID")
         if (int(ds.Rows), int(ds.Columns)) != (int(first.Rows), int(first.Columns)):
             raise SpecError("Rows/Columns", f"{ds.Rows} x {ds.Columns} here, {first.Rows} x {first.Columns} "
                                             f"in {first_path.name}", str(path))
@@ -203,12 +227,12 @@ def read_ct_series(items) -> CtSeries:
             raise SpecError("PixelData", f"cannot be decoded: {exc}", str(path)) from None
         if pixels.shape != (ny, nx):
             raise SpecError("PixelData", f"has shape {pixels.shape}, expected (Rows, Columns) = ({ny}, {nx})", str(path))
-        slope = float(getattr(ds, "RescaleSlope", 1.0) or 1.0)
-        intercept = float(getattr(ds, "RescaleIntercept", 0.0) or 0.0)
+        slope = _number(ds, "RescaleSlope", path, 1.0, *SLOPE_RANGE)
+        intercept = _number(ds, "RescaleIntercept", path, 0.0, *INTERCEPT_RANGE)
         hu[:, :, k] = (pixels.astype(np.float32) * slope + intercept).T
     grid = Grid((nx, ny, len(rows)), (col_mm, row_mm, dz), (x0, y0, float(z[0])))
     return CtSeries(grid, hu, str(first.FrameOfReferenceUID), str(first.SeriesInstanceUID),
-                    tuple(r[1] for r in rows))
+                    tuple(r[1] for r in rows), tuple(str(getattr(r[2], "SOPInstanceUID", "")) for r in rows))
 
 
 def _contour_points(contour) -> np.ndarray:
@@ -224,7 +248,26 @@ def _contour_points(contour) -> np.ndarray:
 
 
 def read_roi_contours(rtstruct, path: Path, frame_of_reference_uid: str) -> list[RoiContours]:
-    """Every ROI's axial polygons; SpecError when a reference points at another frame of reference."""
+    """Every ROI's axial polygons; SpecError when a reference points at another frame of reference or
+    the structure set is incomplete (a truncated file), ambiguous or holds non-finite points."""
+    try:
+        return _read_roi_contours(rtstruct, path, frame_of_reference_uid)
+    except (AttributeError, KeyError, TypeError, ValueError, IndexError) as exc:
+        if isinstance(exc, SpecError):
+            raise
+        raise SpecError("RTSTRUCT", f"incomplete or damaged structure set ({type(exc).__name__}: {exc})",
+                        str(path)) from None
+
+
+def _roi_number(item, keyword: str, path: Path) -> int:
+    raw = getattr(item, keyword, None)
+    try:
+        return int(str(raw).strip())
+    except (TypeError, ValueError):
+        raise SpecError(keyword, f"must be an integer, got {raw!r}", str(path)) from None
+
+
+def _read_roi_contours(rtstruct, path: Path, frame_of_reference_uid: str) -> list[RoiContours]:
     for fr in getattr(rtstruct, "ReferencedFrameOfReferenceSequence", []):
         uid = str(getattr(fr, "FrameOfReferenceUID", ""))
         if uid and uid != frame_of_reference_uid:
@@ -234,7 +277,9 @@ def read_roi_contours(rtstruct, path: Path, frame_of_reference_uid: str) -> list
     _require(rtstruct, path, "StructureSetROISequence")
     names = {}
     for roi in rtstruct.StructureSetROISequence:
-        number, name = int(roi.ROINumber), str(getattr(roi, "ROIName", "")).strip()
+        number, name = _roi_number(roi, "ROINumber", path), str(getattr(roi, "ROIName", "")).strip()
+        if number in names:
+            raise SpecError("ROINumber", f"{number} is used by ROIs {names[number]!r} and {name!r}", str(path))
         uid = str(getattr(roi, "ReferencedFrameOfReferenceUID", frame_of_reference_uid))
         if uid != frame_of_reference_uid:
             raise SpecError(f"ROI {name!r}", f"refers to frame of reference {uid}, but the CT series is in "
@@ -242,7 +287,7 @@ def read_roi_contours(rtstruct, path: Path, frame_of_reference_uid: str) -> list
         names[number] = name
     out = {n: RoiContours(n, name, {}) for n, name in names.items()}
     for item in getattr(rtstruct, "ROIContourSequence", []):
-        number = int(item.ReferencedROINumber)
+        number = _roi_number(item, "ReferencedROINumber", path)
         if number not in out:
             raise SpecError("ROIContourSequence", f"refers to ROI number {number}, which StructureSetROISequence "
                                                   "does not define", str(path))
@@ -257,11 +302,47 @@ def read_roi_contours(rtstruct, path: Path, frame_of_reference_uid: str) -> list
                 raise SpecError(f"ROI {roi.name!r}", f"ContourData has {pts.size} values; needs x, y, z triples "
                                                      "of at least three points", str(path))
             pts = pts.reshape(-1, 3)
+            if not np.all(np.isfinite(pts)) or np.abs(pts).max() > MAX_COORDINATE_MM:
+                raise SpecError(f"ROI {roi.name!r}", "ContourData holds a non-finite or absurd coordinate "
+                                                     f"(|x| > {MAX_COORDINATE_MM:g} mm)", str(path))
             if np.ptp(pts[:, 2]) > POSITION_TOL_MM:
                 raise SpecError(f"ROI {roi.name!r}", f"a contour is not axial (z from {pts[:, 2].min():g} to "
                                                      f"{pts[:, 2].max():g} mm)", str(path))
             roi.planes.setdefault(round(float(pts[0, 2]), 3), []).append(pts[:, :2])
     return list(out.values())
+
+
+def _referenced_images(rtstruct) -> set[str]:
+    """SOPInstanceUIDs of the CT images the structure set names (series references and per contour)."""
+    uids = set()
+    for fr in getattr(rtstruct, "ReferencedFrameOfReferenceSequence", []):
+        for st in getattr(fr, "RTReferencedStudySequence", []):
+            for se in getattr(st, "RTReferencedSeriesSequence", []):
+                for img in getattr(se, "ContourImageSequence", []):
+                    uids.add(str(getattr(img, "ReferencedSOPInstanceUID", "")))
+    for item in getattr(rtstruct, "ROIContourSequence", []):
+        for c in getattr(item, "ContourSequence", []):
+            for img in getattr(c, "ContourImageSequence", []):
+                uids.add(str(getattr(img, "ReferencedSOPInstanceUID", "")))
+    uids.discard("")
+    return uids
+
+
+def check_structure_set_covers_series(rtstruct, rs_path: Path, ct: CtSeries, rois) -> None:
+    """Missing first / last slices leave no gap in the spacing: find them through the images the
+    RTSTRUCT refers to, and through contours lying beyond the series' first or last slice."""
+    missing = _referenced_images(rtstruct) - set(ct.sop_uids)
+    if missing and any(ct.sop_uids):
+        raise SpecError("CT", f"the structure set refers to {len(missing)} CT image(s) not in the series "
+                              f"(e.g. {sorted(missing)[0]}): slices are missing", str(rs_path))
+    z = ct.grid.axis_mm(2)
+    half = 0.5 * ct.grid.spacing_mm[2] + POSITION_TOL_MM
+    for roi in rois:
+        outside = [p for p in roi.planes if p < z[0] - half or p > z[-1] + half]
+        if outside:
+            raise SpecError(f"ROI {roi.name!r}", f"has contours at z = {min(outside):g}..{max(outside):g} mm, beyond "
+                                                 f"the CT series ({z[0]:g}..{z[-1]:g} mm): slices are missing",
+                            str(rs_path))
 
 
 def dose_grid_for(ct_grid: Grid, spacing_mm: float | None) -> Grid:
@@ -322,6 +403,7 @@ def import_dicom(folder, names=None, spacing_mm: float | None = None, name: str 
     ct = read_ct_series(_select_ct_series(found, rs_header, folder))
     rtstruct = rs_header                 # an RTSTRUCT has no pixel data: the header scan read all of it
     rois = read_roi_contours(rtstruct, rs_path, ct.frame_of_reference_uid)
+    check_structure_set_covers_series(rtstruct, rs_path, ct, rois)
     chosen = mapping.resolve([r.name for r in rois], str(rs_path))
     grid = dose_grid_for(ct.grid, spacing_mm)
     density = resample_density(calibration.hu_to_red(ct.hu), ct.grid, grid)
@@ -340,4 +422,23 @@ def import_dicom(folder, names=None, spacing_mm: float | None = None, name: str 
     absent = [n for n in STRUCTURE_NAMES if n not in masks]
     if absent:
         log.info("structures absent from %s (empty masks): %s", rs_path, ", ".join(absent))
-    return Phantom(grid=grid, density=density, structures=structures, spec=spec)
+    phantom = Phantom(grid=grid, density=density, structures=structures, spec=spec)
+    check_imported(phantom, folder, rs_path)
+    return phantom
+
+
+def check_imported(phantom, folder: Path, rs_path: Path) -> None:
+    """The imported phantom passes what every phantom file must pass on reading (densities physical,
+    required structures non-empty); the error names the DICOM tags that usually cause it."""
+    from simsbrt.errors import SchemaError
+    from simsbrt.io.phantom_h5 import MAX_DENSITY, check_phantom
+
+    top = float(np.max(phantom.density))
+    if top > MAX_DENSITY:
+        raise SpecError("RescaleSlope/RescaleIntercept", f"give relative electron densities up to {top:.4g} "
+                                                         f"(at most {MAX_DENSITY:g} is physical)", str(folder))
+    try:
+        check_phantom(phantom, str(folder))
+    except SchemaError as exc:
+        raise SpecError("DICOM", f"{str(exc).removeprefix(str(folder) + ': ')} after import (check PixelSpacing, "
+                                 f"RescaleSlope and the contours in {rs_path.name})", str(folder)) from None

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import fnmatch
 import importlib.resources
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +35,13 @@ class NameMapping:
     def resolve(self, roi_names, rtstruct_file: str = "RTSTRUCT") -> dict:
         """{ROI name: simsbrt name} for the ROIs to import; SpecError for unknown, duplicate or missing names."""
         mapped, unknown = {}, []
+        seen: dict[str, str] = {}
+        for roi in roi_names:
+            key = roi.strip().lower()
+            if key in seen:
+                raise SpecError("ROI names", f"two ROIs are named {seen[key]!r} and {roi!r}: the structure set is "
+                                             "ambiguous; rename or delete one", rtstruct_file)
+            seen[key] = roi
         for roi in roi_names:
             ours = self.structure_of(roi)
             if ours is not None:
@@ -95,6 +101,8 @@ def parse_mapping(doc: dict, source: str) -> NameMapping:
 
 def load_mapping(path=None) -> NameMapping:
     """The mapping file at ``path``, or the default one (package data)."""
+    from simsbrt.io.text_input import parse_toml, read_text_file
+
     if path is None:
         text = importlib.resources.files("simsbrt.dicom").joinpath("data/names.toml").read_text()
         source = DEFAULT_MAPPING
@@ -102,9 +110,5 @@ def load_mapping(path=None) -> NameMapping:
         p = Path(path)
         if not p.is_file():
             raise SpecError("names", f"mapping file not found: {p}")
-        text, source = p.read_text(), str(p)
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError("names", f"malformed TOML: {exc}", source) from None
-    return parse_mapping(doc, source)
+        text, source = read_text_file(p, "names"), str(p)
+    return parse_mapping(parse_toml(text, "names", source), source)

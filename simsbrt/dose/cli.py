@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from simsbrt.errors import SpecError
+from simsbrt.ranges import option
 
 BACKENDS = ["auto", "cpu", "cuda", "cudasim"]
 
@@ -53,6 +54,9 @@ def run_compute(args) -> int:
     from simsbrt.geometry.beamlets import build_beamlets
     from simsbrt.io.influence_h5 import write_influence
 
+    from simsbrt.io.outputs import check_output_file
+
+    check_output_file(args.out, [args.phantom, args.arcs, args.beam], suffixes=(".h5", ".hdf5"))
     stages = {}
     t0 = time.perf_counter()
     phantom, spec_doc = _load_phantom(args.phantom)
@@ -99,9 +103,9 @@ def register(sub) -> None:
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
     pdd = dsub.add_parser("pdd", help="open-field PDD and 80-20 penumbra at 100 mm in water, via the engine")
-    pdd.add_argument("--field-mm", type=float, default=100.0, help="square field side at the isocentre plane")
-    pdd.add_argument("--ssd-mm", type=float, default=1000.0)
-    pdd.add_argument("--depth-max-mm", type=float, default=300.0)
+    pdd.add_argument("--field-mm", type=option("field_mm"), default=100.0, help="square field side at the isocentre plane")
+    pdd.add_argument("--ssd-mm", type=option("ssd_mm"), default=1000.0)
+    pdd.add_argument("--depth-max-mm", type=option("depth_max_mm"), default=300.0)
     pdd.add_argument("--backend", choices=BACKENDS, default=None)
     pdd.add_argument("--json", action="store_true", help="print one JSON object")
     pdd.set_defaults(func=run_pdd)
@@ -112,11 +116,11 @@ def register(sub) -> None:
     c.add_argument("--out", required=True, type=Path, help="output HDF5 file")
     c.add_argument("--backend", choices=BACKENDS, default=None)
     c.add_argument("--beam", default=None, help="beam model JSON (default: the fitted 6 MV model)")
-    c.add_argument("--tail-threshold-frac", type=float, default=0.01,
+    c.add_argument("--tail-threshold-frac", type=option("tail_threshold_frac"), default=0.01,
                    help="unbiased sampling below this fraction of a beamlet's peak; 0 = exact (default 0.01)")
-    c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--body-margin-mm", type=float, default=30.0, help="body rows within this distance of the PTV")
-    c.add_argument("--structure-margin-mm", type=float, default=30.0,
+    c.add_argument("--seed", type=option("influence_seed"), default=0)
+    c.add_argument("--body-margin-mm", type=option("row_margin_mm"), default=30.0, help="body rows within this distance of the PTV")
+    c.add_argument("--structure-margin-mm", type=option("row_margin_mm"), default=30.0,
                    help="other structures' rows within this distance of the PTV (cord, PRV, sac, canal: whole)")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=run_compute)

@@ -30,6 +30,7 @@ from simsbrt.dose.influence import InfluenceMatrix
 from simsbrt.dose.machine import BeamModel, load_beam_model
 from simsbrt.errors import SpecError
 from simsbrt.geometry.beamlets import BeamletSet
+from simsbrt.geometry.checks import check_influence_entries, check_influence_inputs
 from simsbrt.grid import Grid
 from simsbrt.kernels.device.influence import CPI_COL_SHIFT, CPI_GEOM, CPI_PRIMARY, MAX_DRAWS_PER_COMPONENT, N_CPI
 
@@ -191,6 +192,7 @@ def compute_influence(grid: Grid, density: np.ndarray, rows: np.ndarray, beamlet
     if beamlets.n_beamlets >= 2**31:
         raise SpecError("beamlets", "too many beamlets for int32 column indices")
 
+    check_influence_inputs(grid, density, len(rows), beamlets)
     points = grid.index_to_world_mm(np.stack(np.unravel_index(rows, grid.shape), axis=1)).astype(np.float64)
     points = np.ascontiguousarray(points.reshape(-1, 3))
     cpf, cpi, cell_to_col, sources = _control_point_tables(beamlets, beam)
@@ -225,6 +227,7 @@ def compute_influence(grid: Grid, density: np.ndarray, rows: np.ndarray, beamlet
     offsets, nnz = drv.exclusive_offsets(counts)
     if nnz > MAX_NNZ:
         raise SpecError("rows", f"{nnz} non-zeros exceed int32 indexing; use fewer rows or a coarser grid")
+    check_influence_entries(nnz)
     timings["count_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

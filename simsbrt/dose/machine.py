@@ -126,10 +126,17 @@ def load_beam_model(path: str | Path | None = None) -> BeamModel:
     if path is None:
         text = resources.files("simsbrt.dose").joinpath("data", DEFAULT_BEAM_FILE).read_text()
         source = f"simsbrt/dose/data/{DEFAULT_BEAM_FILE}"
+        doc = json.loads(text)
     else:
-        text = Path(path).read_text()
+        from simsbrt.io.text_input import read_json
+
         source = str(path)
-    doc = json.loads(text)
-    if "parameters" not in doc:
+        doc = read_json(path, "beam")
+    if not isinstance(doc.get("parameters"), dict):
         raise SpecError("parameters", "missing beam parameters", source)
-    return BeamModel.from_dict(doc["parameters"], source)
+    try:
+        return BeamModel.from_dict(doc["parameters"], source)
+    except (TypeError, ValueError, KeyError) as exc:
+        if isinstance(exc, SpecError):
+            raise
+        raise SpecError("parameters", f"malformed beam parameters ({exc})", source) from None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from simsbrt.evaluate.radiobiology import bed, eqd2, isoeffective_total_gy
 from simsbrt.protocols.loader import available_protocols, load_protocol
+from simsbrt.ranges import option
 
 
 def protocol_dict(name_or_path) -> dict:
@@ -83,9 +84,9 @@ def register(sub) -> None:
     ps.set_defaults(func=run_protocol_show)
 
     r = sub.add_parser("radiobiology", help="BED, EQD2 and iso-effective doses (linear-quadratic)")
-    r.add_argument("--total-gy", type=float, required=True, help="total physical dose in Gy")
-    r.add_argument("--fractions", type=int, required=True, help="number of fractions")
-    r.add_argument("--alpha-beta", type=float, required=True, help="alpha/beta in Gy")
-    r.add_argument("--to-fractions", type=int, nargs="*", help="fraction numbers for iso-effective totals")
+    r.add_argument("--total-gy", type=option("total_gy"), required=True, help="total physical dose in Gy")
+    r.add_argument("--fractions", type=option("fractions"), required=True, help="number of fractions")
+    r.add_argument("--alpha-beta", type=option("alpha_beta_gy"), required=True, help="alpha/beta in Gy")
+    r.add_argument("--to-fractions", type=option("fractions"), nargs="*", help="fraction numbers for iso-effective totals")
     r.add_argument("--json", action="store_true", help="print one JSON object")
     r.set_defaults(func=run_radiobiology)

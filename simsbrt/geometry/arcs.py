@@ -22,7 +22,6 @@ no wider than spacing_deg; each control point sits at a sector's middle (a full 
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -35,6 +34,7 @@ DEFAULT_SPACING_DEG = 4.0
 DEFAULT_BEAMLET_MM = 2.5  # the trial's MLC leaf width (facts 1.8)
 DEFAULT_BEAMLET_MARGIN_MM = 5.0
 DIRECTIONS = ("cw", "ccw")
+MAX_ANGLE_DEG = 720.0   # gantry and collimator angles are read modulo 360; beyond two turns is a typo
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,10 @@ class ArcSpec:
             raise SpecError("arc.direction", f"must be 'cw' or 'ccw', got {self.direction!r}")
         if not 0.1 <= self.spacing_deg <= 90.0:
             raise SpecError("arc.spacing_deg", f"must be between 0.1 and 90 degrees, got {self.spacing_deg}")
+        for name in ("gantry_start_deg", "gantry_stop_deg", "collimator_deg"):
+            if not -MAX_ANGLE_DEG <= getattr(self, name) <= MAX_ANGLE_DEG:
+                raise SpecError(f"arc.{name}", f"must be within -{MAX_ANGLE_DEG:g}..{MAX_ANGLE_DEG:g} degrees, "
+                                               f"got {getattr(self, name):g}")
         if not -90.0 <= self.couch_deg <= 90.0:
             raise SpecError("arc.couch_deg", f"must be within -90..90 degrees, got {self.couch_deg}")
 
@@ -174,21 +178,25 @@ def arc_set_to_doc(arc_set: ArcSet) -> dict:
 
 
 def arc_set_from_doc(doc: dict) -> ArcSet:
-    """The inverse of arc_set_to_doc."""
+    """The inverse of arc_set_to_doc (SpecError naming arcs_json when the document is malformed)."""
+    try:
+        return _arc_set_from_doc(doc)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        if isinstance(exc, SpecError):
+            raise SpecError(f"arcs_json.{exc.field}", exc.problem) from None
+        raise SpecError("arcs_json", f"malformed arc set ({type(exc).__name__}: {exc})") from None
+
+
+def _arc_set_from_doc(doc: dict) -> ArcSet:
     iso = doc.get("isocentre_mm")
     return ArcSet(arcs=tuple(ArcSpec(**a) for a in doc["arcs"]), isocentre_mm=None if iso is None else tuple(iso),
                   beamlet_size_mm=doc["beamlet_size_mm"], beamlet_margin_mm=doc["beamlet_margin_mm"])
 
 
 def load_arc_set(path: str | Path) -> ArcSet:
-    path = Path(path)
-    try:
-        doc = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise SpecError("arcs", f"file not found: {path}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError("arcs", f"not valid TOML: {exc}", str(path)) from None
-    return arc_set_from_dict(doc, str(path))
+    from simsbrt.io.text_input import read_toml
+
+    return arc_set_from_dict(read_toml(path, "arcs"), str(path))
 
 
 def _iec_fixed_to_lps(v) -> np.ndarray:

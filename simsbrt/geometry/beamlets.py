@@ -16,6 +16,7 @@ import numpy as np
 
 from simsbrt.errors import SpecError
 from simsbrt.geometry.arcs import ArcSet, ControlPoint, control_points, structure_centroid_mm
+from simsbrt.geometry.checks import check_field_extent, check_isocentre
 
 
 @dataclass(frozen=True, eq=False)
@@ -104,10 +105,12 @@ def rectangular_field(cp: ControlPoint, size_mm: float, u_range_mm, v_range_mm) 
 def target_beamlet_grid(cp: ControlPoint, target_points_mm: np.ndarray, size_mm: float, margin_mm: float,
                         voxel_half_mm: float) -> BeamletGrid:
     """Beamlets of one control point covering the target's projection plus margin."""
-    uv = cp.project_to_iso_plane(target_points_mm)
     rel = np.asarray(target_points_mm, float) - np.asarray(cp.isocentre_mm)
-    mag = cp.sad_mm / (cp.sad_mm - rel @ cp.beam_axes()[2])
-    reach = margin_mm + voxel_half_mm * mag
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        mag = cp.sad_mm / (cp.sad_mm - rel @ cp.beam_axes()[2])
+        uv = cp.project_to_iso_plane(target_points_mm)
+        reach = margin_mm + voxel_half_mm * mag
+    check_field_extent(cp, uv, reach, mag)
     lo = np.floor((uv - reach[:, None]) / size_mm).astype(np.int64)
     hi = np.ceil((uv + reach[:, None]) / size_mm).astype(np.int64) - 1
     k0, l0 = lo.min(axis=0)
@@ -131,6 +134,7 @@ def build_beamlets(arc_set: ArcSet, grid, target_mask: np.ndarray) -> BeamletSet
         raise SpecError("PTV", f"mask shape {target_mask.shape} differs from the grid {grid.shape}")
     iso = structure_centroid_mm(grid, target_mask)
     cps = control_points(arc_set, iso)
+    check_isocentre(cps[0].isocentre_mm, grid, target_mask)
     points = grid.index_to_world_mm(np.argwhere(target_mask))
     half = 0.5 * max(grid.spacing_mm)
     grids = tuple(target_beamlet_grid(cp, points, arc_set.beamlet_size_mm, arc_set.beamlet_margin_mm, half)

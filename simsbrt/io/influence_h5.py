@@ -19,6 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from simsbrt.dose.influence import InfluenceMatrix
+from simsbrt.errors import SchemaError
 from simsbrt.grid import Grid
 from simsbrt.io.h5file import create_h5, open_h5
 
@@ -77,18 +78,31 @@ def write_influence(path, im: InfluenceMatrix, input_spec: dict | None = None, b
 def read_influence(path) -> InfluenceMatrix:
     """Read an influence file; refuses files of another kind or a newer schema."""
     path = Path(path)
+    from simsbrt.io.h5file import attr_int, attr_str, attr_vector, dataset, group_of
+
+    src = str(path)
     with open_h5(path, KIND, SCHEMA_VERSION) as f:
-        g = f["grid"].attrs
-        grid = Grid(tuple(int(x) for x in g["shape"]), tuple(g["spacing_mm"]), tuple(g["origin_mm"]))
-        inf = f["influence"]
-        n_vox, n_bl = int(inf.attrs["n_voxels"]), int(inf.attrs["n_beamlets"])
-        matrix = sp.csr_matrix((inf["data"][...], inf["indices"][...], inf["indptr"][...]), shape=(n_vox, n_bl))
+        g = group_of(f, "grid", src)
+        shape = attr_vector(g, "shape", src, low=1, high=1e5)
+        grid = Grid(tuple(int(x) for x in shape), attr_vector(g, "spacing_mm", src, low=1e-3, high=100.0),
+                    attr_vector(g, "origin_mm", src, low=-1e4, high=1e4))
+        inf = group_of(f, "influence", src)
+        n_vox, n_bl = attr_int(inf, "n_voxels", src), attr_int(inf, "n_beamlets", src)
+        if not (0 <= n_vox <= grid.n_voxels and 0 <= n_bl < 2**31):
+            raise SchemaError(f"{path}: /influence: {n_vox} rows x {n_bl} columns do not fit the grid")
+        data = dataset(inf, "data", src, "f", ndim=1, finite=True, low=0.0)
+        indices = dataset(inf, "indices", src, "iu", shape=data.shape, low=0, high=max(n_bl - 1, 0))
+        indptr = dataset(inf, "indptr", src, "iu", shape=(n_vox + 1,), low=0, high=len(data))
+        if len(indptr) and (indptr[0] != 0 or indptr[-1] != len(data) or np.any(np.diff(indptr) < 0)):
+            raise SchemaError(f"{path}: /influence/indptr: not a valid row pointer")
+        voxels = dataset(inf, "voxel_indices", src, "iu", shape=(n_vox,), low=0, high=grid.n_voxels - 1)
+        matrix = sp.csr_matrix((data, indices, indptr), shape=(n_vox, n_bl))
         matrix.has_sorted_indices = False
         beamlets = _read_beamlets(f) if "beamlets" in f else None
         timings = json.loads(inf.attrs.get("timings_json", "{}"))
-        column_map = inf["column_map"][...] if "column_map" in inf else None
-        return InfluenceMatrix(matrix, inf["voxel_indices"][...], grid, str(f.attrs["backend"]),
-                               str(f.attrs["device"]), beamlets, None, timings, column_map)
+        column_map = dataset(inf, "column_map", src, "iu", ndim=1) if "column_map" in inf else None
+        return InfluenceMatrix(matrix, voxels, grid, attr_str(f, "backend", src), attr_str(f, "device", src),
+                               beamlets, None, timings, column_map)
 
 
 def _read_beamlets(f):

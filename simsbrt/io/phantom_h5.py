@@ -57,30 +57,62 @@ def read_phantom(path):
         return read_phantom_group(f, str(path))
 
 
+# what a phantom file may hold (relative electron density: air 0.001, cortical bone 1.78, titanium ~3.7)
+MAX_DENSITY = 5.0
+MIN_BODY_DENSITY = 0.2           # the median density inside Body: below it the body is air
+MAX_ORIGIN_MM = 1.0e4
+REQUIRED_STRUCTURES = ("Body", "GTV", "PTV", "PTV_Eval")   # non-empty in every plannable phantom
+
+
 def read_phantom_group(group, source: str):
-    """Read the phantom layout written by write_phantom_group from an open h5py group (SchemaError if incomplete)."""
+    """Read the phantom layout written by write_phantom_group from an open h5py group; SchemaError
+    naming the field when a member is missing, of the wrong type or rank, or not physical."""
+    from simsbrt.grid import MAX_SPACING_MM, MIN_SPACING_MM
+    from simsbrt.io.h5file import attr_json, attr_vector, dataset, group_of
     from simsbrt.phantom.model import ImportedSpec, Phantom
     from simsbrt.phantom.spec import parse_spec
 
-    for key in ("spacing_mm", "origin_mm"):
-        if key not in group.attrs:
-            raise SchemaError(f"{source}: missing attribute {key!r}")
+    spacing = attr_vector(group, "spacing_mm", source, low=MIN_SPACING_MM - 1e-6, high=MAX_SPACING_MM + 1e-6,
+                          unit=" mm")
+    origin = attr_vector(group, "origin_mm", source, low=-MAX_ORIGIN_MM, high=MAX_ORIGIN_MM, unit=" mm")
     if "spec_json" not in group.attrs and "source_json" not in group.attrs:
         raise SchemaError(f"{source}: missing attribute 'spec_json'")
-    if "density" not in group or "structures" not in group:
-        raise SchemaError(f"{source}: missing /density or /structures")
-    density = group["density"][...].astype(np.float32, copy=False)
-    grid = Grid(density.shape, tuple(float(v) for v in group.attrs["spacing_mm"]),
-                tuple(float(v) for v in group.attrs["origin_mm"]))
-    structs = group["structures"]
-    names = sorted(structs, key=lambda n: int(structs[n].attrs.get("order", 0)))
-    structures = {name: structs[name][...].astype(bool, copy=False) for name in names}
+    density = dataset(group, "density", source, "f", ndim=3, finite=True, low=0.0, high=MAX_DENSITY)
+    density = density.astype(np.float32, copy=False)
+    grid = Grid(density.shape, spacing, origin)
+    structs = group_of(group, "structures", source)
+    order = {}
+    for name in structs:
+        value = structs[name].attrs.get("order", 0)
+        order[name] = int(value) if isinstance(value, (int, np.integer)) and not isinstance(value, bool) else 0
+    names = sorted(structs, key=lambda n: order[n])
+    structures = {name: dataset(structs, name, source, "b", shape=grid.shape) for name in names}
     if "spec_json" in group.attrs:
-        spec = parse_spec(json.loads(group.attrs["spec_json"]), source=source)
+        spec = parse_spec(attr_json(group, "spec_json", source), source=source)
     else:
-        doc = json.loads(group.attrs["source_json"])
+        doc = attr_json(group, "source_json", source)
         spec = ImportedSpec(str(doc.get("name", "")), str(doc.get("source", "")), str(doc.get("description", "")))
-    for name, mask in structures.items():
-        if mask.shape != grid.shape:
-            raise SchemaError(f"{source}: /structures/{name} has shape {mask.shape}, expected {grid.shape}")
+    _check_anatomy(structures, density, source)
     return Phantom(grid=grid, density=density, structures=structures, spec=spec)
+
+
+def check_phantom(phantom, source: str) -> None:
+    """A phantom in memory passes the checks a phantom file passes on reading."""
+    density = np.asarray(phantom.density)
+    if density.dtype.kind != "f" or not np.all(np.isfinite(density)) or density.min() < 0 \
+            or density.max() > MAX_DENSITY:
+        raise SchemaError(f"{source}: /density: must be finite within 0..{MAX_DENSITY:g}")
+    _check_anatomy(phantom.structures, density, source)
+
+
+def _check_anatomy(structures: dict, density: np.ndarray, source: str) -> None:
+    """Refuse a phantom nobody could plan on: a required structure missing or empty, or a body of air."""
+    for name in REQUIRED_STRUCTURES:
+        if name not in structures:
+            raise SchemaError(f"{source}: /structures/{name}: missing")
+        if not structures[name].any():
+            raise SchemaError(f"{source}: /structures/{name}: empty (no voxel inside)")
+    body_density = float(np.median(density[structures["Body"]]))
+    if body_density < MIN_BODY_DENSITY:
+        raise SchemaError(f"{source}: /density: median {body_density:.3g} inside Body; a body needs tissue "
+                          f"(relative electron density >= {MIN_BODY_DENSITY})")

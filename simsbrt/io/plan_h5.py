@@ -106,29 +106,40 @@ def write_plan(path, result, inputs, settings=None) -> Path:
     return target
 
 
+MAX_DOSE_GY = 1000.0   # far above any fractionated or single-fraction dose; more is a damaged file
+
+
 def read_plan(path) -> PlanFile:
+    """Read PLAN.h5; every member is checked (type, rank, shape, finite, physical range) and a
+    damaged member is a SchemaError naming the file and the member."""
+    from simsbrt.io.h5file import attr_json, attr_str, dataset, group_of
+    from simsbrt.optimize.plans import MODES
+
     p = Path(path)
+    src = str(p)
     with open_h5(p, KIND, SCHEMA_VERSION) as f:
-        for key in ("phantom", "dose", "plan", "evaluation"):
-            if key not in f:
-                raise SchemaError(f"{p}: missing /{key}")
-        phantom = read_phantom_group(f["phantom"], f"{p}:/phantom")
-        dose = f["dose"][...]
-        if dose.shape != phantom.grid.shape:
-            raise SchemaError(f"{p}: /dose has shape {dose.shape}, expected {phantom.grid.shape}")
-        plan = f["plan"]
-        weights = plan["weights_mu"][...]
-        columns = {k: plan[f"beamlet_{k}"][...] for k in ("control_point", "k", "l") if f"beamlet_{k}" in plan}
-        ev = f["evaluation"]
-        values = ev["value"][...]
-        table = [{"structure": s.decode() if isinstance(s, bytes) else s,
-                  "metric": m.decode() if isinstance(m, bytes) else m,
-                  "value": None if np.isnan(v) else float(v),
-                  "status": st.decode() if isinstance(st, bytes) else st}
-                 for s, m, v, st in zip(ev["structure"][...], ev["metric"][...], values, ev["status"][...])]
+        phantom = read_phantom_group(group_of(f, "phantom", src), f"{p}:/phantom")
+        dose = dataset(f, "dose", src, "f", shape=phantom.grid.shape, finite=True, low=0.0, high=MAX_DOSE_GY)
+        plan = group_of(f, "plan", src)
+        weights = dataset(plan, "weights_mu", src, "f", ndim=1, finite=True, low=0.0)
+        columns = {k: dataset(plan, f"beamlet_{k}", src, "iu", shape=weights.shape)
+                   for k in ("control_point", "k", "l") if f"beamlet_{k}" in plan}
+        ev = group_of(f, "evaluation", src)
+        attr_json(ev, "protocol_json", src)            # written with the table; checked, not used here
+        values = dataset(ev, "value", src, "f", ndim=1)
+        texts = {k: dataset(ev, k, src, "OSU", shape=values.shape) for k in ("structure", "metric", "status")}
+        decode = (lambda v: v.decode("utf-8", errors="replace") if isinstance(v, bytes) else str(v))
+        table = [{"structure": decode(s), "metric": decode(m), "value": None if np.isnan(v) else float(v),
+                  "status": decode(st)}
+                 for s, m, v, st in zip(texts["structure"], texts["metric"], values, texts["status"])]
         a = f.attrs
-        return PlanFile(phantom, dose, weights, str(a["mode"]), str(a["backend"]), str(a["device"]),
-                        bool(a["feasible"]), str(a["protocol_name"]), json.loads(a["metrics_json"]),
-                        json.loads(a["summary_json"]), json.loads(a["arcs_json"]), json.loads(a["settings_json"]),
-                        table, columns, json.loads(a.get("final_dose_json", "{}")),
-                        json.loads(a.get("final_minus_optimiser_json", "{}")))
+        feasible = a.get("feasible")
+        if not isinstance(feasible, (bool, np.bool_)):
+            raise SchemaError(f"{p}: @feasible: must be a boolean, got {feasible!r}")
+        optional_json = {key: (attr_json(f, key, src) if key in a else {})
+                         for key in ("final_dose_json", "final_minus_optimiser_json")}
+        return PlanFile(phantom, dose, weights, attr_str(f, "mode", src, MODES), attr_str(f, "backend", src),
+                        attr_str(f, "device", src), bool(feasible), attr_str(f, "protocol_name", src),
+                        attr_json(f, "metrics_json", src), attr_json(f, "summary_json", src),
+                        attr_json(f, "arcs_json", src), attr_json(f, "settings_json", src), table, columns,
+                        optional_json["final_dose_json"], optional_json["final_minus_optimiser_json"])

@@ -1,10 +1,12 @@
 """``simsbrt plan``: optimise a uniform, SIB or uniformly escalated plan and write PLAN.h5."""
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
 from simsbrt.errors import SpecError
+from simsbrt.io.outputs import check_output_file
 
 BACKENDS = ["cpu", "cuda", "cudasim", "auto"]
 
@@ -43,6 +45,7 @@ def run_plan(args) -> int:
 
     if args.out.suffix not in (".h5", ".hdf5"):
         raise SpecError("out", f"the plan file needs a .h5 suffix, got {args.out}")
+    check_output_file(args.out, [args.phantom, args.arcs])
     settings = PlanSettings(cord_prv_limit_gy=args.cord_prv_limit_gy, n_bisections=args.search_steps,
                             boost_policy=args.boost_policy, protocol=args.protocol)
     check_protocol(settings, modes=(args.mode,))
@@ -50,7 +53,7 @@ def run_plan(args) -> int:
     phantom = load_phantom_source(args.phantom)
     phantom_s = time.perf_counter() - t0
     for note in check_protocol(settings, phantom, (args.mode,)):
-        _progress(note)
+        print(f"simsbrt plan: {note}", file=sys.stderr, flush=True)
     arc_set = load_arc_set(args.arcs) if args.arcs else default_arc_set()
     with Progress("plan", 1 + plan_steps(args.mode, settings.n_bisections), quiet=args.quiet) as progress:
         progress(f"influence matrix of {phantom.spec.name} ({phantom.grid.n_voxels} voxels) ...")
@@ -98,6 +101,7 @@ def add_planning_arguments(p, out_help: str, limit_scope: str = "", phantom_opti
     from simsbrt.optimize.plans import PlanSettings
     from simsbrt.optimize.protocol_numbers import DEFAULT_PROTOCOL
     from simsbrt.optimize.sib import BOOST_POLICIES
+    from simsbrt.ranges import option
 
     p.add_argument("phantom", help="SPEC.toml, a built-in phantom name, or PHANTOM.h5",
                    **({"nargs": "?", "default": None} if phantom_optional else {}))
@@ -106,9 +110,10 @@ def add_planning_arguments(p, out_help: str, limit_scope: str = "", phantom_opti
     p.add_argument("--backend", choices=BACKENDS, default=None,
                    help="cpu | cuda | cudasim (the CUDA kernels in the Numba simulator: tiny cases only) | auto "
                         "(default: $SIMSBRT_BACKEND, else auto)")
-    p.add_argument("--cord-prv-limit-gy", type=float, default=None,
+    p.add_argument("--cord-prv-limit-gy", type=option("cord_prv_limit_gy"), default=None,
                    help=f"SpinalCord_PRV02 D0.03cc limit{limit_scope} (default: the protocol's; sib_trial: 25 Gy)")
-    p.add_argument("--search-steps", type=int, default=5, help="bisection steps of the boost / escalation search")
+    p.add_argument("--search-steps", type=option("search_steps"), default=5,
+                   help="bisection steps of the boost / escalation search")
     p.add_argument("--boost-policy", choices=BOOST_POLICIES, default=PlanSettings().boost_policy,
                    help="SIB boost search: optimal_window = highest boost that also keeps the protocol's optimal "
                         "ceilings, as the trial planned (default; sib_trial: GTV D2%% and PTV_Eval D2%% <= 48 Gy); "

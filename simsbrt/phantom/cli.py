@@ -8,6 +8,9 @@ def run_build(args) -> int:
     from simsbrt.io.phantom_h5 import write_phantom
     from simsbrt.phantom import build_phantom, load_spec
 
+    from simsbrt.io.outputs import check_output_file
+
+    check_output_file(args.out, [args.spec], suffixes=(".h5", ".hdf5"))
     spec = load_spec(args.spec)
     if args.spacing_mm is not None:
         spec = spec.with_spacing(args.spacing_mm)
@@ -47,9 +50,11 @@ def run_info(args) -> int:
 
 
 def run_show(args) -> int:
+    from simsbrt.io.outputs import check_output_file
     from simsbrt.report.phantom_plot import plot_phantom
     from simsbrt.view.data import load_view_file
 
+    check_output_file(args.out, [args.file], suffixes=(".png",))
     shown = load_view_file(args.file)     # a PHANTOM.h5, or a PLAN.h5 (its phantom)
     out = plot_phantom(shown.phantom, args.out)
     print(f"wrote {out}")
@@ -61,6 +66,9 @@ def run_show(args) -> int:
 def run_cohort(args) -> int:
     from simsbrt.phantom.cohort import generate_cohort, write_cohort
 
+    from simsbrt.io.outputs import check_output_dir
+
+    check_output_dir(args.out)
     specs = generate_cohort(args.n, args.seed, spacing_mm=args.spacing_mm)
     paths = write_cohort(specs, Path(args.out))
     print(f"wrote {len(paths)} phantom specs to {args.out} (seed {args.seed})")
@@ -72,13 +80,15 @@ def run_cohort(args) -> int:
 
 
 def register(sub) -> None:
+    from simsbrt.ranges import option
+
     p = sub.add_parser("phantom", help="build, inspect, draw and sample voxel spine phantoms")
     psub = p.add_subparsers(dest="phantom_command", metavar="PHANTOM_COMMAND", required=True)
 
     b = psub.add_parser("build", help="build a phantom from a TOML spec (or a built-in name) into HDF5")
     b.add_argument("spec", help="SPEC.toml or a built-in name such as t10_body")
     b.add_argument("--out", required=True, help="output HDF5 file")
-    b.add_argument("--spacing-mm", type=float, default=None, help="override grid.spacing_mm (1.0-3.0)")
+    b.add_argument("--spacing-mm", type=option("spacing_mm"), default=None, help="override grid.spacing_mm (1.0-3.0)")
     b.set_defaults(func=run_build)
 
     i = psub.add_parser("info", help="grid and structure volumes of a phantom file")
@@ -92,8 +102,8 @@ def register(sub) -> None:
     s.set_defaults(func=run_show)
 
     c = psub.add_parser("cohort", help="write phantom specs matched to the trial cohort (Table 2)")
-    c.add_argument("--n", type=int, default=28, help="number of cases (default 28, the trial's)")
-    c.add_argument("--seed", type=int, required=True)
+    c.add_argument("--n", type=option("cohort_n"), default=28, help="number of cases (default 28, the trial's)")
+    c.add_argument("--seed", type=option("cohort_seed"), required=True)
     c.add_argument("--out", required=True, help="output directory")
-    c.add_argument("--spacing-mm", type=float, default=2.0)
+    c.add_argument("--spacing-mm", type=option("spacing_mm"), default=2.0)
     c.set_defaults(func=run_cohort)

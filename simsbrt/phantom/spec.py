@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import importlib.resources
 import math
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,10 @@ CTV_METHODS = ("consensus", "margin")
 MAX_LEVELS_AROUND = 4
 MAX_EXTRAOSSEOUS_MM = 40.0
 MAX_MARGIN_MM = 20.0
+MIN_GTV_CC = 0.05          # a few voxels at the finest grid (1 mm); smaller is no GTV
+MAX_GTV_CC = 500.0         # above the largest sacral lesions of the cohort (s2_large: 170 cm3)
+MIN_ASPECT, MAX_ASPECT = 0.01, 100.0   # relative axis lengths (their ratio is limited to 5 as well)
+MAX_OFFSET_MM = 1000.0     # a metre: larger values only overflow (the build refuses a centre outside the grid)
 
 
 @dataclass(frozen=True)
@@ -170,7 +173,7 @@ class _Reader:
             raise self.error(key, f"must be a string, got {value!r}")
         return value
 
-    def vector3(self, key, default, *, positive=False) -> tuple[float, float, float]:
+    def vector3(self, key, default, *, positive=False, low=None, high=None) -> tuple[float, float, float]:
         value = self.get(key, default)
         if (not isinstance(value, (list, tuple)) or len(value) != 3
                 or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
@@ -178,6 +181,8 @@ class _Reader:
             raise self.error(key, f"must be a list of three numbers, got {value!r}")
         if positive and any(v <= 0 for v in value):
             raise self.error(key, f"must be > 0 in every component, got {list(value)}")
+        if (low is not None and min(value) < low) or (high is not None and max(value) > high):
+            raise self.error(key, f"every component must be within {low:g}..{high:g}, got {list(value)}")
         return tuple(float(v) for v in value)  # type: ignore[return-value]
 
     def finish(self) -> None:
@@ -188,7 +193,7 @@ class _Reader:
 
 
 def _level(reader: _Reader, key: str, value) -> str:
-    if value not in LEVELS:
+    if not isinstance(value, str) or value not in LEVELS:
         raise reader.error(key, f"unknown level {value!r}; expected one of {LEVEL_NAMES[0]}-{LEVEL_NAMES[-1]} "
                                 f"({', '.join(LEVEL_NAMES)})")
     return value
@@ -241,7 +246,9 @@ def _parse_gtv(r: _Reader, level: str) -> GtvSpec:
                                      f"expected one of {', '.join(allowed)}")
     if len(set(sectors)) != len(sectors):
         raise r.error("sectors", f"lists a sector twice: {sectors}")
-    volume = r.number("volume_cc", low=0.0, low_inclusive=False)
+    volume = r.number("volume_cc", low=0.0, low_inclusive=False, high=MAX_GTV_CC)
+    if volume < MIN_GTV_CC:
+        raise r.error("volume_cc", f"must be at least {MIN_GTV_CC:g} cm3 (a few voxels), got {volume:g}")
     levels = r.get("levels", [])
     if isinstance(levels, str):
         levels = [levels]
@@ -262,8 +269,8 @@ def _parse_gtv(r: _Reader, level: str) -> GtvSpec:
         sectors=tuple(sectors),
         volume_cc=volume,
         shape=r.choice("shape", GTV_SHAPES, "ellipsoid"),
-        aspect=r.vector3("aspect", (1.0, 1.0, 1.0), positive=True),
-        offset_mm=r.vector3("offset_mm", (0.0, 0.0, 0.0)),
+        aspect=r.vector3("aspect", (1.0, 1.0, 1.0), positive=True, low=MIN_ASPECT, high=MAX_ASPECT),
+        offset_mm=r.vector3("offset_mm", (0.0, 0.0, 0.0), low=-MAX_OFFSET_MM, high=MAX_OFFSET_MM),
         levels=tuple(levels),
         extraosseous_mm=r.number("extraosseous_mm", 0.0, low=0.0, high=MAX_EXTRAOSSEOUS_MM),
         bilsky=r.choice("bilsky", BILSKY_GRADES, "0"),
@@ -282,11 +289,11 @@ def builtin_names() -> list[str]:
 
 def load_spec(path_or_name) -> PhantomSpec:
     """Load a TOML spec from a path, or a built-in phantom by name (e.g. ``"t10_body"``)."""
+    from simsbrt.io.text_input import parse_toml, read_text_file
+
     path = Path(path_or_name)
     if path.suffix == ".toml" or path.exists():
-        if not path.is_file():
-            raise SpecError("spec", f"no such file: {path}")
-        text, source = path.read_text(), str(path)
+        text, source = read_text_file(path, "spec"), str(path)
     else:
         name = str(path_or_name)
         resource = importlib.resources.files("simsbrt.builtin_phantoms").joinpath(f"{name}.toml")
@@ -294,8 +301,4 @@ def load_spec(path_or_name) -> PhantomSpec:
             raise SpecError("spec", f"{name!r} is neither a file nor a built-in phantom "
                                     f"({', '.join(builtin_names())})")
         text, source = resource.read_text(), f"{name}.toml"
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError("toml", f"malformed TOML: {exc}", source) from None
-    return parse_spec(data, source=source)
+    return parse_spec(parse_toml(text, "toml", source), source=source)

@@ -31,13 +31,17 @@ structure not listed in the protocol, and duplicate (structure, metric) pairs ar
 """
 from __future__ import annotations
 
-import tomllib
+import math
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
 from simsbrt.errors import SpecError
 from simsbrt.evaluate.metrics import Metric, parse_metric
+
+MIN_PRESCRIPTION_GY = 1.0     # a prescription below 1 Gy in total is not a course of radiotherapy
+MAX_FRACTIONS = 100           # the longest conventional courses have about 40 fractions
+MAX_DOSE_GY = 200.0           # protocol doses (totals over the fractions) above this are typos
 
 # Structure names used throughout simsbrt (phantom brief; trial structures: sib-protocol.md).
 KNOWN_STRUCTURES = (
@@ -163,12 +167,10 @@ def available_protocols() -> list[str]:
 
 def load_protocol(name_or_path) -> Protocol:
     """Load a built-in protocol by name (e.g. "sib_trial", "uniform") or a TOML file by path."""
+    from simsbrt.io.text_input import parse_toml
+
     text, source = _read_protocol_text(name_or_path)
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError("toml", f"not valid TOML: {exc}", source) from None
-    protocol = parse_protocol(data, source)
+    protocol = parse_protocol(parse_toml(text, "toml", source), source)
     return replace(protocol, origin=source, comparator=_comparator_ref(protocol.comparator, source))
 
 
@@ -193,7 +195,9 @@ def _read_protocol_text(name_or_path) -> tuple[str, str]:
     if not path.is_file():
         raise SpecError("protocol", f"no built-in protocol or file named {text_name!r}; "
                                     f"built-in: {', '.join(available_protocols())}")
-    return path.read_text(), str(path)
+    from simsbrt.io.text_input import read_text_file
+
+    return read_text_file(path, "protocol"), str(path)
 
 
 def protocol_from_dict(doc: dict, source: str = "recorded protocol") -> Protocol:
@@ -271,8 +275,8 @@ def _optional_string(table: dict, key: str, prefix: str, source) -> str:
 
 def _n_fractions(head: dict, source) -> int:
     value = head.get("n_fractions")
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise SpecError("protocol.n_fractions", f"needs an integer >= 1, got {value!r}", source)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_FRACTIONS:
+        raise SpecError("protocol.n_fractions", f"needs an integer within 1..{MAX_FRACTIONS}, got {value!r}", source)
     return value
 
 
@@ -300,14 +304,15 @@ def _parse_prescription(table: dict, structures, source) -> Prescription:
     if not metric.is_dose:
         raise SpecError("prescription.metric", f"{metric.name!r} is not a dose metric", source)
     dose = _number(table.get("dose_gy"), "prescription.dose_gy", source)
-    if dose <= 0:
-        raise SpecError("prescription.dose_gy", f"needs a positive dose, got {dose}", source)
+    if not MIN_PRESCRIPTION_GY <= dose <= MAX_DOSE_GY:
+        raise SpecError("prescription.dose_gy", f"needs a dose within {MIN_PRESCRIPTION_GY:g}..{MAX_DOSE_GY:g} Gy, "
+                                                f"got {dose:g}", source)
     return Prescription(structure, metric, dose)
 
 
 def _number(value, field: str, source) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-        raise SpecError(field, f"needs a number, got {value!r}", source)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise SpecError(field, f"needs a finite number, got {value!r}", source)
     return float(value)
 
 
@@ -323,6 +328,9 @@ def _parse_range(raw, field: str, unit: str, source) -> Range | None:
             value = _number(raw[key], f"{field}.{key}", source)
             if value < 0:
                 raise SpecError(f"{field}.{key}", f"negative value {value} {unit}", source)
+            if unit == "Gy" and value > MAX_DOSE_GY:
+                raise SpecError(f"{field}.{key}", f"{value:g} Gy is above {MAX_DOSE_GY:g} Gy (no course of "
+                                                  "radiotherapy comes near it)", source)
             if unit == "%" and value > 100:
                 raise SpecError(f"{field}.{key}", f"a percentage above 100: {value}", source)
             bounds[key] = value

@@ -10,15 +10,20 @@ import sys
 from pathlib import Path
 
 from simsbrt.errors import SpecError
+from simsbrt.ranges import option
+from simsbrt.sweep.spec import MAX_RUNS_WITHOUT_YES
 
 BACKENDS = ["cpu", "cuda", "auto"]
+PLOT_SUFFIXES = (".png", ".pdf", ".svg")
 
 
 def run_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="simsbrt sweep", description="Run every point of a sweep file; resumable.")
+    from simsbrt.cli import Parser
+
+    p = Parser(prog="simsbrt sweep", description="Run every point of a sweep file; resumable.")
     p.add_argument("sweep", type=Path, help="SWEEP.toml")
     p.add_argument("--out", required=True, type=Path, help="output folder (runs/, results.csv, results.h5, cache/)")
-    p.add_argument("--workers", type=int, default=None,
+    p.add_argument("--workers", type=option("workers"), default=None,
                    help="parallel workers (default: one per core on the CPU, one per GPU with --backend cuda; "
                         "1 = in this process)")
     p.add_argument("--dask", default=None, metavar="ADDRESS",
@@ -28,14 +33,18 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="PATH=VALUE", dest="assignments",
                    help="replace or add a [fixed] value (repeatable; TOML syntax), e.g. --set phantom.grid.spacing_mm=3")
     p.add_argument("--no-cache", action="store_true", help="do not keep influence matrices in DIR/cache")
-    p.add_argument("--cache-gb", type=float, default=8.0, help="size cap of DIR/cache in GiB (default 8)")
+    p.add_argument("--cache-gb", type=option("cache_gb"), default=8.0, help="size cap of DIR/cache in GiB (default 8)")
     p.add_argument("--retry-failed", action="store_true", help="run failed runs again (default: keep them)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--yes", action="store_true",
+                   help=f"run a sweep of more than {MAX_RUNS_WITHOUT_YES} runs (refused without it)")
     return p
 
 
 def plot_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="simsbrt sweep plot", description="Plot a metric of a finished sweep.")
+    from simsbrt.cli import Parser
+
+    p = Parser(prog="simsbrt sweep plot", description="Plot a metric of a finished sweep.")
     p.add_argument("dir", type=Path, help="sweep output folder (or its results.csv)")
     p.add_argument("--x", required=True, help="x column, e.g. gtv_cord_gap_mm")
     p.add_argument("--y", required=True, help="y column, e.g. GTV.D50%%")
@@ -80,18 +89,27 @@ class _SweepHelp(argparse.Action):
 def run_sweep_command(args) -> int:
     if args.target == "plot":
         opts = parse_job(args)
+        from simsbrt.io.outputs import check_output_file
         from simsbrt.sweep.plot import plot_sweep
+
+        table = opts.dir / "results.csv" if opts.dir.is_dir() else opts.dir
+        check_output_file(opts.out, [opts.dir, table], suffixes=PLOT_SUFFIXES)
 
         data = plot_sweep(opts.dir, opts.x, opts.y, opts.out, opts.by, where=_where(opts.where))
         print(f"wrote {data.path}: {data.y} vs {data.x}, {len(data.lines)} line(s)")
         return 0
     opts = parse_job(args)
     from simsbrt.sweep.runner import run_sweep
-    from simsbrt.sweep.spec import load_sweep, parse_assignment
+    from simsbrt.sweep.spec import count_runs, load_sweep, parse_assignment
 
-    if opts.cache_gb < 0:
-        raise SpecError("cache-gb", f"must be >= 0, got {opts.cache_gb}")
+    from simsbrt.io.outputs import check_output_dir
+
     spec = load_sweep(opts.sweep, dict(parse_assignment(a) for a in opts.assignments))
+    check_output_dir(opts.out, [opts.sweep, spec.phantom, spec.arcs])
+    n_runs = count_runs(spec)
+    if n_runs > MAX_RUNS_WITHOUT_YES and not opts.yes:
+        raise SpecError("yes", f"{opts.sweep} makes {n_runs:,} runs (more than {MAX_RUNS_WITHOUT_YES}); "
+                               f"pass --yes to run them all")
     summary = run_sweep(spec, opts.out, workers=opts.workers, dask_address=opts.dask, backend=opts.backend,
                         cache=not opts.no_cache, cache_max_bytes=int(opts.cache_gb * 2**30),
                         retry_failed=opts.retry_failed, quiet=opts.quiet)

@@ -352,11 +352,13 @@ def run_sweep(spec: SweepSpec, out_dir, workers: int | None = None, dask_address
     from simsbrt.cli_compare import check_out_dir
 
     t_start = time.perf_counter()
-    out = check_out_dir(out_dir)
     if workers is not None and workers < 1:
         raise SpecError("workers", f"must be >= 1, got {workers}")
     resolved_backend = resolve_backend(backend)
-    points = expand_points(spec)
+    points = expand_points(spec)          # every value checked before the output folder is made
+    if dask_address is not None:
+        check_scheduler_reachable(dask_address)
+    out = check_out_dir(out_dir)
     (out / res.RUNS_DIR).mkdir(exist_ok=True)
     res.write_text_atomic(out / "sweep.json", json.dumps(
         {"sweep": dataclasses.asdict(spec), "run_ids": [p.run_id for p in points]}, indent=1,
@@ -426,8 +428,13 @@ def _environment(**values):
                 os.environ[k] = v
 
 
-def _worker_init(gpu_counter, use_gpus: bool) -> None:
-    """One GPU per worker process (the cupy import comes later, in the worker's first task)."""
+def _worker_init(gpu_counter, use_gpus: bool, parent_pid: int | None = None) -> None:
+    """One GPU per worker process (the cupy import comes later, in the worker's first task); the
+    worker ends with its parent (simsbrt.sweep.orphans)."""
+    if parent_pid is not None:
+        from simsbrt.sweep.orphans import stop_with_parent
+
+        stop_with_parent(parent_pid)
     if use_gpus:
         with gpu_counter.get_lock():
             index = gpu_counter.value
@@ -489,7 +496,7 @@ def _run_processes(groups, progress: _Progress, n_workers: int, backend) -> None
     # spawned workers read the environment at start: one Numba thread each (one core per worker)
     with _environment(NUMBA_NUM_THREADS="1"):
         pool = ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx, initializer=_worker_init,
-                                   initargs=(counter, backend.name == "cuda"))
+                                   initargs=(counter, backend.name == "cuda", os.getpid()))
         try:
             futures = {}
             for key, chunks in held.items():
@@ -526,6 +533,29 @@ def _run_processes(groups, progress: _Progress, n_workers: int, backend) -> None
                     process.terminate()
             raise
         pool.shutdown(wait=True)
+
+
+DASK_CONNECT_TIMEOUT_S = 5.0
+
+
+def check_scheduler_reachable(address: str) -> None:
+    """SpecError unless ADDRESS is [tcp://]HOST:PORT and a TCP connection to it opens in a few seconds."""
+    import socket
+
+    try:
+        import distributed  # noqa: F401 - needed for the run; a missing one is named first
+    except ImportError:
+        raise SimsbrtError(DASK_HINT) from None
+    text = str(address).removeprefix("tcp://")
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise SpecError("dask", f"needs a scheduler address [tcp://]HOST:PORT, got {address!r}")
+    try:
+        with socket.create_connection((host, int(port)), timeout=DASK_CONNECT_TIMEOUT_S):
+            pass
+    except OSError as exc:
+        raise SpecError("dask", f"cannot reach a scheduler at {address}: {exc.strerror or exc}") from None
 
 
 def _run_dask(groups, progress: _Progress, address: str) -> None:

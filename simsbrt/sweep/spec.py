@@ -50,6 +50,13 @@ GAP_PATH = "phantom.gtv_cord_gap_mm"
 PLAN_ALIASES = {"plan.search_steps": "plan.n_bisections", "plan.boost_max_gy": "plan.boost_range_gy[1]",
                 "plan.escalation_max_gy": "plan.escalation_range_gy[1]"}
 PROTOCOL_FRACTIONS = 5         # the default protocol's fractions (sib_trial.toml); a run's default is its protocol's
+# documented ranges (simsbrt.ranges) of the parameters that are also command-line options
+VALUE_RANGES = {"plan.cord_prv_limit_gy": "cord_prv_limit_gy", "plan.thecal_sac_limit_gy": "cord_prv_limit_gy",
+                "plan.n_bisections": "search_steps", "plan.search_steps": "search_steps",
+                "influence.body_margin_mm": "row_margin_mm", "influence.structure_margin_mm": "row_margin_mm",
+                GAP_PATH: "gap_mm"}
+MAX_SAMPLE_N = 100_000
+MAX_RUNS_WITHOUT_YES = 500     # a larger sweep runs only with --yes (its size is printed first)
 PROTOCOL_DEFAULTS = {"protocol.name": DEFAULT_PROTOCOL, "protocol.n_fractions": PROTOCOL_FRACTIONS,
                      "protocol.isoeffective_organ_limits": True}
 
@@ -156,6 +163,15 @@ def coerce_value(path: str, value, default, source: str | None):
 
     if isinstance(value, dict):
         raise bad("a single value (not a table)")
+    if path in VALUE_RANGES:
+        from simsbrt.ranges import check_value
+
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad("a number")
+        try:
+            check_value(VALUE_RANGES[path], value)
+        except ValueError as exc:
+            raise SpecError(path, str(exc), source) from None
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise bad("true or false")
@@ -226,6 +242,10 @@ def _distribution(path: str, value, source: str, valid: dict) -> Distribution:
     if len(args) != 2 or any(isinstance(a, bool) or not isinstance(a, (int, float)) for a in args):
         raise SpecError(f"{path}.{kind}", f"needs [low, high] numbers, got {args!r}", source)
     low, high = args
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise SpecError(f"{path}.{kind}", f"needs finite bounds, got {args}", source)
+    for bound in (low, high):
+        coerce_value(path, float(bound) if kind != "integers" else bound, valid[path], source)
     if not low <= high or (kind == "loguniform" and low <= 0):
         raise SpecError(f"{path}.{kind}", f"needs {'0 < ' if kind == 'loguniform' else ''}low <= high, got {args}",
                         source)
@@ -329,8 +349,8 @@ def parse_sweep(doc: dict, source: str = "<sweep>", base_dir: Path | None = None
         zips.append(tuple(group))
     sample_doc = dict(_table(doc, "sample", source))
     sample_n = sample_doc.pop("n", 0)
-    if isinstance(sample_n, bool) or not isinstance(sample_n, int) or sample_n < 0:
-        raise SpecError("sample.n", f"must be an integer >= 0, got {sample_n!r}", source)
+    if isinstance(sample_n, bool) or not isinstance(sample_n, int) or not 0 <= sample_n <= MAX_SAMPLE_N:
+        raise SpecError("sample.n", f"must be an integer within 0..{MAX_SAMPLE_N}, got {sample_n!r}", source)
     sample = []
     for path, value in _leaves_until_distribution(sample_doc).items():
         claim(path, "sample")
@@ -353,18 +373,26 @@ def parse_assignment(text: str) -> tuple[str, Any]:
         raise SpecError("set", f"expected PATH=VALUE, e.g. phantom.grid.spacing_mm=3, got {text!r}")
     try:
         return path, tomllib.loads(f"v = {value}")["v"]
-    except tomllib.TOMLDecodeError:
+    except (tomllib.TOMLDecodeError, RecursionError):
         return path, value
 
 
 def load_sweep(path, overrides: dict | None = None) -> SweepSpec:
     """Read and validate SWEEP.toml (every point's values are checked when the points are expanded);
     overrides {path: value} replace or add [fixed] values."""
+    from simsbrt.io.text_input import read_toml
+
     path = Path(path)
-    if not path.is_file():
-        raise SpecError("sweep", f"no such file: {path}")
-    try:
-        doc = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError("toml", f"malformed TOML: {exc}", str(path)) from None
-    return parse_sweep(doc, str(path), path.parent, overrides)
+    return parse_sweep(read_toml(path, "sweep"), str(path), path.parent, overrides)
+
+
+def count_runs(spec: SweepSpec) -> int:
+    """Runs the sweep would make (points x modes), computed without expanding anything."""
+    n = 1
+    for _, values in spec.grid:
+        n *= len(values)
+    for group in spec.zips:
+        n *= len(group[0][1])
+    if spec.sample_n:
+        n *= spec.sample_n
+    return n * max(1, len(spec.modes))

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 from simsbrt.errors import SpecError
+from simsbrt.ranges import option
 
 
 def _progress(message: str) -> None:
@@ -22,10 +23,14 @@ def _levels(text: str) -> tuple[float, ...]:
 
 
 def run_teach(args) -> int:
-    from simsbrt.teach.lesson import TeachOptions, teach_from_inputs, teach_from_plans
+    from simsbrt.cli_compare import OUTPUT_NAMES
+    from simsbrt.io.outputs import check_output_dir
+    from simsbrt.teach.lesson import DATA_FILE, FIGURES, PAGE_FILE, TeachOptions, teach_from_inputs, teach_from_plans
 
     options = TeachOptions(isodose_gy=_levels(args.isodose_gy) if args.isodose_gy else TeachOptions().isodose_gy,
                            gradient_half_width_mm=args.gradient_half_width_mm)
+    check_output_dir(args.out, [args.phantom, args.arcs], input_dirs=[args.plans],
+                     writes=(*OUTPUT_NAMES, *FIGURES.values(), DATA_FILE, PAGE_FILE))
     if args.plans is not None:
         name = _phantom_name(args.phantom) if args.phantom is not None else None
         lesson = teach_from_plans(args.plans, args.out, args.cord_prv_limit_gy, _progress, options,
@@ -104,6 +109,6 @@ def register(sub) -> None:
                    help="draw the uniform.h5 and sib.h5 an earlier `simsbrt compare` wrote here (no planning); "
                         "a phantom given as well must be the plans' phantom; the cord PRV limit defaults to the plans' own")
     p.add_argument("--isodose-gy", default=None, help="isodose levels, comma-separated (default 15,25,30,36,42,45)")
-    p.add_argument("--gradient-half-width-mm", type=float, default=30.0,
+    p.add_argument("--gradient-half-width-mm", type=option("gradient_half_width_mm"), default=30.0,
                    help="half width of the gradient map around the cord (mm)")
     p.set_defaults(func=run_teach)

@@ -66,14 +66,17 @@ def computed_mask(dose_gy) -> np.ndarray:
     return np.asarray(dose_gy) > 0.0
 
 
+MAX_ISODOSE_GY = 200.0
+
+
 def check_levels(levels_gy) -> tuple[float, ...]:
     """Isodose levels: finite, > 0, sorted and unique."""
     try:
         levels = tuple(sorted({float(v) for v in levels_gy}))
     except (TypeError, ValueError):
         raise SpecError("isodose-gy", f"needs numbers, got {levels_gy!r}") from None
-    if not levels or any(not (np.isfinite(v) and v > 0) for v in levels):
-        raise SpecError("isodose-gy", f"needs at least one finite dose > 0 Gy, got {levels_gy!r}")
+    if not levels or any(not (np.isfinite(v) and 0 < v <= MAX_ISODOSE_GY) for v in levels):
+        raise SpecError("isodose-gy", f"needs at least one dose > 0 and <= {MAX_ISODOSE_GY:g} Gy, got {levels_gy!r}")
     return levels
 
 

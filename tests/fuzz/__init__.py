@@ -1,0 +1,1 @@
+"""Fuzzing every input format through the real command line (see harness.py and mutations.py)."""
