@@ -14,21 +14,24 @@ from __future__ import annotations
 import numpy as np
 
 
-def tiny_phantom(stride: int = 2, z_pad_mm: float = 10.0):
-    """t10_body at 3 mm, every ``stride``-th voxel (6 mm for 2) and cropped to the PTV +- z_pad_mm in z:
-    about 200 influence rows with the margins of tiny_inputs."""
+def tiny_phantom(stride: int = 2, z_pad_mm: float = 10.0, xy_pad_mm: float = 30.0):
+    """t10_body at 3 mm, every ``stride``-th voxel (6 mm for 2), cropped to the PTV +- z_pad_mm in z and
+    +- xy_pad_mm in x and y (a box inside the body: the exact final dose, one simulated thread per voxel,
+    then stays short): about 200 influence rows with the margins of tiny_inputs."""
     from simsbrt.grid import Grid
     from simsbrt.phantom import build_phantom, load_spec
     from simsbrt.phantom.model import Phantom
 
     ph = build_phantom(load_spec("t10_body").with_spacing(3.0))
     g = ph.grid
-    z = np.argwhere(ph.structures["PTV"])[:, 2]
-    pad = int(round(z_pad_mm / g.spacing_mm[2]))
-    z0, z1 = max(int(z.min()) - pad, 0), min(int(z.max()) + pad + 1, g.shape[2])
-    cut = (slice(None, None, stride), slice(None, None, stride), slice(z0, z1, stride))
+    ptv = np.argwhere(ph.structures["PTV"])
+    bounds = []
+    for axis, pad_mm in ((0, xy_pad_mm), (1, xy_pad_mm), (2, z_pad_mm)):
+        pad = int(round(pad_mm / g.spacing_mm[axis]))
+        bounds.append((max(int(ptv[:, axis].min()) - pad, 0), min(int(ptv[:, axis].max()) + pad + 1, g.shape[axis])))
+    cut = tuple(slice(lo, hi, stride) for lo, hi in bounds)
     density = np.ascontiguousarray(ph.density[cut])
-    origin = (g.origin_mm[0], g.origin_mm[1], g.origin_mm[2] + z0 * g.spacing_mm[2])
+    origin = tuple(g.origin_mm[a] + bounds[a][0] * g.spacing_mm[a] for a in range(3))
     grid = Grid(density.shape, tuple(s * stride for s in g.spacing_mm), origin)
     return Phantom(grid, density, {n: np.ascontiguousarray(m[cut]) for n, m in ph.structures.items()}, ph.spec)
 
