@@ -9,9 +9,9 @@ from __future__ import annotations
 import types
 from types import SimpleNamespace
 
-from .device import beam, influence, raytrace, sampling
+from .device import aperture, beam, influence, raytrace, sampling
 
-DEVICE_MODULES = (beam, sampling, raytrace, influence)
+DEVICE_MODULES = (beam, sampling, raytrace, influence, aperture)
 
 
 def compile_device_functions(jit) -> SimpleNamespace:
