@@ -1,0 +1,190 @@
+"""Deliverable plan of an optimised fluence plan: arc sequencing, segment-MU re-optimisation on the
+exact aperture doses, normalisation and the protocol verdict (docs/deliverable.md).
+
+make_deliverable(inputs, fluence_plan, settings):
+  1. sequence the plan's beamlet fluence into one aperture per control point within the machine's
+     limits (simsbrt.delivery.sequencing);
+  2. the aperture-dose influence matrix on the optimisation rows (targets, GTV, cord PRV, thecal
+     sac, normal-tissue ring): one exact column per control point (kernels/device/aperture.py),
+     then one column per segment (each segment's MU split over its two control points,
+     simsbrt.delivery.apertures);
+  3. re-optimise the non-negative segment MU with the fluence plan's own objective and goals
+     (FluenceProblem, the same boost goal / prescription), with the same organ-weight rounds as
+     the fluence planner when an organ limit fails;
+  4. the dose of the final apertures and MU through the same aperture kernel (exact; on the
+     influence-matrix rows like the fluence plan's dose, or on every voxel with
+     DeliverySettings(dose_voxels="grid")), normalised to the protocol's prescription
+     (PTV_Eval D90%) and evaluated with simsbrt.evaluate.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import scipy.sparse as sp
+
+from simsbrt.delivery.apertures import ApertureDoseEngine, Apertures, cp_mu, segment_matrix
+from simsbrt.delivery.machine import DEFAULT_MACHINE, MachineModel, load_machine
+from simsbrt.delivery.metrics import delivery_metrics
+from simsbrt.delivery.sequencing import sequence_plan
+from simsbrt.errors import SpecError
+from simsbrt.evaluate import evaluate_protocol, prescription_scale_factor
+from simsbrt.optimize.plans import PlanResult, plan_metrics
+from simsbrt.optimize.problem import BOOST, CORD_PRV, TARGET, THECAL_SAC, FluenceProblem, ring_mask
+
+DOSE_VOXELS = ("rows", "grid")
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    """machine: a built-in machine name or a machine TOML file; dose_voxels: "rows" (the influence-matrix
+    rows, as the fluence plan's dose) or "grid" (every voxel of the phantom grid)."""
+
+    machine: str = DEFAULT_MACHINE
+    dose_voxels: str = "rows"
+
+    def __post_init__(self):
+        if self.dose_voxels not in DOSE_VOXELS:
+            raise SpecError("dose_voxels", f"must be one of {', '.join(DOSE_VOXELS)}, got {self.dose_voxels!r}")
+
+
+@dataclass(frozen=True, eq=False)
+class DeliverablePlan(PlanResult):
+    """A PlanResult whose weights are segment MU (whole course) of MLC apertures; delivery holds the rest."""
+
+    delivery: dict = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        doc = super().summary()
+        doc["deliverable"] = {k: v for k, v in self.delivery.items() if not isinstance(v, np.ndarray)}
+        return doc
+
+
+def optimisation_voxels(influence, structures: dict) -> np.ndarray:
+    """The influence rows (flat voxel indices) FluenceProblem optimises on: targets, organs and the ring."""
+    voxels = np.asarray(influence.voxel_indices)
+    used = np.zeros(len(voxels), dtype=bool)
+    for name in (TARGET, BOOST, CORD_PRV, THECAL_SAC):
+        if name in structures:
+            used |= np.asarray(structures[name], bool).ravel()[voxels]
+    if "PTV" in structures:
+        used |= ring_mask(influence.grid, structures).ravel()[voxels]
+    return voxels[used]
+
+
+def plan_goals(fluence_plan: PlanResult, plan_settings):
+    """The fluence plan's goals: its boost goal (SIB) or prescription, organ aims = limit - margin."""
+    protocol = fluence_plan.protocol
+    margin = plan_settings.organ_margin_gy
+    cord = protocol.max_dose_limit_gy(CORD_PRV)
+    sac = protocol.max_dose_limit_gy(THECAL_SAC)
+    boost = fluence_plan.plan_goal_gy if fluence_plan.mode == "sib" else None
+    return plan_settings.goals.with_(boost_gy=boost, prescription_gy=float(protocol.prescription.dose_gy),
+                                     cord_prv_aim_gy=max(cord - margin, 0.0), thecal_sac_aim_gy=max(sac - margin, 0.0))
+
+
+def _seed_segments(fitted_mu: np.ndarray, arc_of_cp: np.ndarray) -> np.ndarray:
+    starts = [c for c in range(len(arc_of_cp) - 1) if arc_of_cp[c + 1] == arc_of_cp[c]]
+    return np.array([0.5 * (fitted_mu[c] + fitted_mu[c + 1]) for c in starts]) + 1e-6
+
+
+def make_deliverable(inputs, fluence_plan: PlanResult, plan_settings, settings: DeliverySettings = DeliverySettings(),
+                     progress=None, machine: MachineModel | None = None) -> DeliverablePlan:
+    """The deliverable version of a fluence plan (module doc)."""
+    from simsbrt.dose.influence import InfluenceMatrix
+
+    say = progress or (lambda message: None)
+    t_start = time.perf_counter()
+    machine = machine or load_machine(settings.machine)
+    phantom = inputs.phantom
+    masks, grid, voxel_cc = phantom.structures, phantom.grid, phantom.grid.voxel_volume_cc
+    beamlets = inputs.influence.beamlets
+    if beamlets is None:
+        raise SpecError("influence", "has no beamlets; cannot sequence apertures")
+    timings = {}
+    t0 = time.perf_counter()
+    apertures, fitted = sequence_plan(beamlets, fluence_plan.weights, inputs.arc_set, machine)
+    timings["sequence_s"] = time.perf_counter() - t0
+    engine = ApertureDoseEngine(grid, phantom.density, apertures)
+    t0 = time.perf_counter()
+    voxels = optimisation_voxels(inputs.influence, masks)
+    columns = engine.columns(voxels)
+    to_segments = segment_matrix(apertures.arc_of_cp)
+    seg_columns = (columns.astype(np.float64) @ to_segments).astype(np.float32)
+    timings["aperture_matrix_s"] = time.perf_counter() - t0
+    say(f"{apertures.n_control_points} apertures on {machine.name}; exact aperture doses on {len(voxels)} "
+        f"optimisation voxels in {timings['aperture_matrix_s']:.1f} s; re-optimising {to_segments.shape[1]} segment MU")
+    influence = InfluenceMatrix(sp.csr_matrix(seg_columns), voxels, grid, "cpu", "cpu")
+    problem = FluenceProblem.build(influence, masks, pairs=np.zeros((0, 2), dtype=np.int64), merge_columns=False)
+    protocol = fluence_plan.protocol
+    goals = plan_goals(fluence_plan, plan_settings)
+    t0 = time.perf_counter()
+    seg = _seed_segments(fitted, apertures.arc_of_cp)
+    first = None
+    n_iter = 0
+    for _ in range(plan_settings.organ_rounds + 1):
+        result = problem.optimise(goals, seg, plan_settings.solver, plan_settings.solver_options)
+        n_iter += result.n_iter
+        seg = np.asarray(result.x, dtype=np.float64)
+        rows_dose = np.zeros(grid.n_voxels, dtype=np.float32)
+        rows_dose[voxels] = seg_columns @ seg
+        rows_dose = rows_dose.reshape(grid.shape)
+        factor = prescription_scale_factor(protocol, rows_dose, masks, voxel_cc)
+        evaluation = evaluate_protocol(protocol, (rows_dose * factor).astype(np.float32), masks, voxel_cc)
+        candidate = (seg * factor, evaluation)
+        first = first or candidate
+        if not any(r.status == "violated" and r.structure in (CORD_PRV, THECAL_SAC) for r in evaluation.rows):
+            first = candidate
+            break
+        goals = goals.with_(weights=replace(goals.weights, organ_overdose=5.0 * goals.weights.organ_overdose))
+    seg = first[0]
+    timings["optimise_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    mu_cp = cp_mu(seg, apertures.arc_of_cp)
+    dose_at = None if settings.dose_voxels == "grid" else inputs.influence.voxel_indices
+    dose = engine.dose_grid(mu_cp, dose_at)
+    factor = prescription_scale_factor(protocol, dose, masks, voxel_cc)
+    seg, mu_cp = seg * factor, mu_cp * factor
+    dose = (dose * factor).astype(np.float32)
+    evaluation = evaluate_protocol(protocol, dose, masks, voxel_cc)
+    metrics = plan_metrics(dose, masks, voxel_cc)
+    timings["final_dose_s"] = time.perf_counter() - t0
+    timings["deliverable_s"] = time.perf_counter() - t_start
+    numbers = delivery_metrics(apertures, seg, protocol.n_fractions)
+    delivery = {**numbers, "dose_voxels": settings.dose_voxels, "n_apertures": apertures.n_control_points,
+                "n_segments": int(len(seg)), "segment_mu": seg, "mu_per_cp": mu_cp, "apertures": apertures,
+                "fluence_plan_timings_s": dict(fluence_plan.timings_s)}
+    say(f"deliverable {fluence_plan.mode}: {'feasible' if evaluation.feasible else 'NOT feasible'}, "
+        f"{numbers['mu_per_fraction']:.0f} MU/fx, {numbers['delivery_time_s_per_fraction']:.0f} s/fx, "
+        f"MCS {numbers['mcs']:.3f}")
+    binding = tuple(evaluation.violated_limits)
+    return DeliverablePlan(
+        fluence_plan.mode, protocol, seg, dose, evaluation, metrics, bool(evaluation.feasible), binding,
+        fluence_plan.boost_goal_gy, fluence_plan.prescription_gy, fluence_plan.cord_prv_limit_gy, fluence_plan.search,
+        n_iter, "cpu", "cpu", {**fluence_plan.timings_s, **timings},
+        f"deliverable version of the fluence plan ({fluence_plan.search_stop})", fluence_plan.plan_goal_gy,
+        fluence_plan.boost_policy, fluence_plan.floor_conflicts, delivery=delivery)
+
+
+COMPARED = (("GTV", "D50%"), ("GTV", "D98%"), ("GTV", "D2%"), ("PTV_Eval", "D90%"), ("PTV_Eval", "D2%"),
+            (CORD_PRV, "D0.03cc"), (THECAL_SAC, "D0.03cc"))
+
+
+def fluence_vs_deliverable(fluence_plan: PlanResult, deliverable: DeliverablePlan) -> dict:
+    """The side-by-side numbers: DVH metrics of both, the change (deliverable - fluence), delivery numbers."""
+    rows = []
+    for structure, metric in COMPARED:
+        a = fluence_plan.metrics.get(structure, {}).get(metric)
+        b = deliverable.metrics.get(structure, {}).get(metric)
+        rows.append({"structure": structure, "metric": metric, "fluence_gy": a, "deliverable_gy": b,
+                     "change_gy": None if a is None or b is None else b - a})
+    d = deliverable.delivery
+    return {"mode": fluence_plan.mode, "fluence_feasible": fluence_plan.feasible,
+            "deliverable_feasible": deliverable.feasible,
+            "deliverable_violated": list(deliverable.evaluation.violated_limits), "metrics": rows,
+            "mu_per_fraction": d["mu_per_fraction"], "delivery_time_s_per_fraction": d["delivery_time_s_per_fraction"],
+            "mcs": d["mcs"], "max_leaf_speed_mm_per_s": d["max_leaf_speed_mm_per_s"], "machine": d["machine"],
+            "calibration": d["calibration"],
+            "fluence_plan_s": float(fluence_plan.timings_s.get("plan_s", float("nan"))),
+            "deliverable_s": float(deliverable.timings_s.get("deliverable_s", float("nan")))}
