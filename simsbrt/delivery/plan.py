@@ -57,7 +57,9 @@ class DeliverablePlan(PlanResult):
 
     def summary(self) -> dict:
         doc = super().summary()
-        doc["deliverable"] = {k: v for k, v in self.delivery.items() if not isinstance(v, np.ndarray)}
+        from simsbrt.delivery.store import delivery_summary
+
+        doc["deliverable"] = delivery_summary(self.delivery)
         return doc
 
 

@@ -47,6 +47,7 @@ class PlanFile:
     settings: dict
     protocol_table: list
     beamlet_columns: dict
+    delivery: dict | None = None      # deliverable plans: MLC apertures and segment MU (simsbrt.delivery.store)
 
 
 def _settings_doc(settings) -> dict:
@@ -76,7 +77,12 @@ def write_plan(path, result, inputs, settings=None) -> Path:
         plan = f.create_group("plan")
         plan.create_dataset("weights_mu", data=np.asarray(result.weights, dtype=np.float64))
         beamlets = getattr(inputs.influence, "beamlets", None)
-        if beamlets is not None:
+        delivery = getattr(result, "delivery", None)       # deliverable plans: weights are segment MU
+        if delivery:
+            from simsbrt.delivery.store import write_delivery_group
+
+            write_delivery_group(f.create_group("delivery"), delivery)
+        elif beamlets is not None:
             cols = beamlets.columns()
             for key in ("control_point", "k", "l"):
                 plan.create_dataset(f"beamlet_{key}", data=np.asarray(cols[key], dtype=np.int32))
@@ -111,8 +117,13 @@ def read_plan(path) -> PlanFile:
                   "value": None if np.isnan(v) else float(v),
                   "status": st.decode() if isinstance(st, bytes) else st}
                  for s, m, v, st in zip(ev["structure"][...], ev["metric"][...], values, ev["status"][...])]
+        delivery = None
+        if "delivery" in f:
+            from simsbrt.delivery.store import read_delivery_group
+
+            delivery = read_delivery_group(f["delivery"], f"{p}:/delivery")
         a = f.attrs
         return PlanFile(phantom, dose, weights, str(a["mode"]), str(a["backend"]), str(a["device"]),
                         bool(a["feasible"]), str(a["protocol_name"]), json.loads(a["metrics_json"]),
                         json.loads(a["summary_json"]), json.loads(a["arcs_json"]), json.loads(a["settings_json"]),
-                        table, columns)
+                        table, columns, delivery)
