@@ -51,12 +51,20 @@ def run_plan(args) -> int:
     result.timings_s.update({"phantom_s": phantom_s, "write_s": time.perf_counter() - t0})
     summary = result.summary()
     summary["out"] = str(args.out)
+    if getattr(args, "deliverable", False):
+        from simsbrt.delivery.cli import deliverable_plan
+
+        summary["deliverable"] = deliverable_plan(inputs, result, settings, args.out, args, _progress)
     if args.json:
         from simsbrt.cli import print_json
 
         print_json(summary)
         return 0
     print(format_plan(summary, result))
+    if "deliverable" in summary:
+        from simsbrt.delivery.cli import format_deliverable
+
+        print(format_deliverable(summary["deliverable"]))
     return 0
 
 
@@ -105,4 +113,7 @@ def register(sub) -> None:
     p = sub.add_parser("plan", help="optimise a uniform / SIB / uniformly escalated plan and write PLAN.h5")
     p.add_argument("--mode", required=True, choices=["sib", "uniform", "uniform_escalated"])
     add_planning_arguments(p, out_help="output PLAN.h5")
+    from simsbrt.delivery.cli import add_deliverable_arguments
+
+    add_deliverable_arguments(p)
     p.set_defaults(func=run_plan)
