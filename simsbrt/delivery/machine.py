@@ -20,9 +20,10 @@ from simsbrt.errors import SpecError
 
 DEFAULT_MACHINE = "truebeam_hd120"
 MACHINES = ("truebeam_hd120", "truebeam_millennium120")
+DICOM_NAMES = {"TB_HD120": "truebeam_hd120", "TB_MLC120": "truebeam_millennium120"}   # the files' dicom_name
 
 _SECTIONS = {
-    "machine": {"name", "description", "source"},
+    "machine": {"name", "dicom_name", "description", "source"},
     "mlc": {"leaf_widths_mm", "leaf_widths_source", "max_leaf_speed_mm_per_s", "max_leaf_speed_source",
             "min_leaf_gap_mm", "min_leaf_gap_source", "leaf_position_min_mm", "leaf_position_max_mm",
             "leaf_position_source", "transmission_frac", "transmission_source"},
@@ -37,6 +38,7 @@ _OPTIONAL = {("machine", "description")}
 @dataclass(frozen=True)
 class MachineModel:
     name: str
+    dicom_name: str               # RTPLAN TreatmentMachineName (<= 16 characters)
     leaf_widths_mm: tuple[float, ...]
     max_leaf_speed_mm_per_s: float
     min_leaf_gap_mm: float
@@ -66,7 +68,7 @@ class MachineModel:
         return self.max_dose_rate_mu_per_min / 60.0
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "n_leaf_pairs": self.n_leaf_pairs,
+        return {"name": self.name, "dicom_name": self.dicom_name, "n_leaf_pairs": self.n_leaf_pairs,
                 "leaf_widths_mm": list(self.leaf_widths_mm),
                 "max_leaf_speed_mm_per_s": self.max_leaf_speed_mm_per_s, "min_leaf_gap_mm": self.min_leaf_gap_mm,
                 "leaf_position_mm": [self.leaf_position_min_mm, self.leaf_position_max_mm],
@@ -132,9 +134,12 @@ def machine_from_dict(doc: dict, source: str = "<machine>") -> MachineModel:
         raise SpecError("beam.calibration_gy_per_mu", "simsbrt's beam model is calibrated to 0.01 Gy/MU at dmax, "
                                                       f"SSD 100, 10 x 10 (simsbrt.dose.machine); got {calibration}",
                         source)
+    dicom_name = doc["machine"]["dicom_name"]
+    if not isinstance(dicom_name, str) or not 0 < len(dicom_name) <= 16:
+        raise SpecError("machine.dicom_name", f"needs 1-16 characters (DICOM SH), got {dicom_name!r}", source)
     sources = {f"{s}.{k}": v for s, t in doc.items() for k, v in t.items() if k.endswith("source")}
     return MachineModel(
-        name=str(doc["machine"]["name"]), leaf_widths_mm=widths,
+        name=str(doc["machine"]["name"]), dicom_name=dicom_name, leaf_widths_mm=widths,
         max_leaf_speed_mm_per_s=_positive(mlc["max_leaf_speed_mm_per_s"], "mlc.max_leaf_speed_mm_per_s", source,
                                           200.0),
         min_leaf_gap_mm=gap, leaf_position_min_mm=lo, leaf_position_max_mm=hi, transmission_frac=transmission,
@@ -148,8 +153,9 @@ def machine_from_dict(doc: dict, source: str = "<machine>") -> MachineModel:
 
 
 def load_machine(name_or_path: str | Path | None = None) -> MachineModel:
-    """A machine by built-in name (truebeam_hd120, truebeam_millennium120) or from a TOML file."""
+    """A machine by built-in name (truebeam_hd120, truebeam_millennium120; or its DICOM name) or from a TOML file."""
     key = DEFAULT_MACHINE if name_or_path is None else str(name_or_path)
+    key = DICOM_NAMES.get(key, key)
     if key in MACHINES:
         text = resources.files("simsbrt.dose").joinpath("data", f"machine_{key}.toml").read_text()
         source = f"simsbrt/dose/data/machine_{key}.toml"

@@ -556,7 +556,7 @@ def _mlc_beam_item(number: int, aps, arc: slice, seg_mu: np.ndarray, seg_rate: n
         item.BeamLimitingDevicePositionSequence = _sequence(positions)
         items.append(item)
     return _item(BeamNumber=number, BeamName=f"arc{number}", BeamDescription=f"{direction} arc, MLC apertures",
-                 BeamType="DYNAMIC", RadiationType="PHOTON", TreatmentMachineName=machine.name[:64],
+                 BeamType="DYNAMIC", RadiationType="PHOTON", TreatmentMachineName=machine.dicom_name,
                  PrimaryDosimeterUnit="MU", SourceAxisDistance="1000", TreatmentDeliveryType="TREATMENT",
                  BeamLimitingDeviceSequence=devices, NumberOfWedges=0, NumberOfCompensators=0, NumberOfBoli=0,
                  NumberOfBlocks=0, FinalCumulativeMetersetWeight="1", NumberOfControlPoints=n,
