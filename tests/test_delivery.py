@@ -308,3 +308,25 @@ def test_built_in_machines_are_found_by_their_dicom_names():
     for dicom_name, name in DICOM_NAMES.items():
         assert load_machine(dicom_name).name == name and load_machine(name).dicom_name == dicom_name
     assert set(DICOM_NAMES.values()) == set(MACHINES)
+
+
+def test_compare_deliverable_writes_the_side_by_side_table(deliverable, tiny_plan_inputs, tmp_path):
+    import csv
+    import json
+    from types import SimpleNamespace
+
+    from simsbrt.delivery.cli import deliverable_comparison, format_deliverable
+    from simsbrt.optimize.plans import PlanSettings
+
+    fluence = deliverable[0]
+    doc = deliverable_comparison(tiny_plan_inputs, PlanSettings(n_bisections=2), SimpleNamespace(results={"sib": fluence}),
+                                 tmp_path, SimpleNamespace(machine="truebeam_hd120"), lambda message: None)
+    assert json.loads((tmp_path / "deliverable.json").read_text()) == json.loads(json.dumps(doc))
+    side = doc["plans"]["sib"]
+    gtv = {(r["structure"], r["metric"]): r for r in side["metrics"]}[("GTV", "D50%")]
+    assert gtv["fluence_gy"] == pytest.approx(fluence.metrics["GTV"]["D50%"])
+    assert gtv["change_gy"] == pytest.approx(gtv["deliverable_gy"] - gtv["fluence_gy"])
+    rows = list(csv.reader((tmp_path / "deliverable.csv").open()))
+    assert ["sib", "GTV D50% (Gy)"] == rows[1][:2]
+    assert (tmp_path / "sib_deliverable.h5").is_file() and (tmp_path / "sib_deliverable_RP.dcm").is_file()
+    assert "sib: GTV D50%" in format_deliverable(doc)

@@ -15,8 +15,8 @@ factor Sc); leaves (n_cp, n_pairs, 2) = (x1, x2); jaws (n_cp, 4) = (x1, x2, y1, 
 """
 import math
 
-from .beam import (N_COMPONENTS, P_GY_PER_MU, P_SAD, component_amplitude, component_sigma_mm,
-                   gaussian_interval_mass, inverse_square_factor)
+from .beam import (N_COMPONENTS, P_GY_PER_MU, P_SAD, component_amplitude, component_sigma_mm, gaussian_edge_tail,
+                   gaussian_interval_mass, interval_mass_from_tails, inverse_square_factor)
 
 EDGE_NSIGMA = 9.0
 AP_SRC = 0
@@ -28,7 +28,9 @@ AP_SC = 15
 
 
 def mlc_aperture_dose_per_mu(u_mm, v_mm, z_rad_mm, r_geo_mm, cp, boundaries, leaves, jaws, head_scatter, p):
-    """Absolute dose (Gy per MU) at iso-plane point (u, v) from the MLC aperture of control point cp."""
+    """Absolute dose (Gy per MU) at iso-plane point (u, v) from the MLC aperture of control point cp.
+
+    Adjacent leaf pairs share their boundary, so each v edge tail is evaluated once per component."""
     jx1 = jaws[cp, 0]
     jx2 = jaws[cp, 1]
     jy1 = jaws[cp, 2]
@@ -42,6 +44,8 @@ def mlc_aperture_dose_per_mu(u_mm, v_mm, z_rad_mm, r_geo_mm, cp, boundaries, lea
         s = component_sigma_mm(i, z_rad_mm, p)
         reach = EDGE_NSIGMA * s
         acc = 0.0
+        last_edge = 1e300          # the v edge whose tail is held in last_tail
+        last_tail = 0.0
         for j in range(n_pairs):
             vlo = boundaries[j] if boundaries[j] > jy1 else jy1
             vhi = boundaries[j + 1] if boundaries[j + 1] < jy2 else jy2
@@ -53,7 +57,12 @@ def mlc_aperture_dose_per_mu(u_mm, v_mm, z_rad_mm, r_geo_mm, cp, boundaries, lea
             uhi = leaves[cp, j, 1] if leaves[cp, j, 1] < jx2 else jx2
             if uhi <= ulo:
                 continue
-            acc += gaussian_interval_mass(ulo - u_mm, uhi - u_mm, s) * gaussian_interval_mass(vlo - v_mm, vhi - v_mm, s)
+            tail_lo = last_tail if vlo == last_edge else gaussian_edge_tail(vlo - v_mm, s)
+            tail_hi = gaussian_edge_tail(vhi - v_mm, s)
+            last_edge = vhi
+            last_tail = tail_hi
+            mass_v = interval_mass_from_tails(vlo - v_mm, vhi - v_mm, tail_lo, tail_hi)
+            acc += gaussian_interval_mass(ulo - u_mm, uhi - u_mm, s) * mass_v
         total += amp * acc
     return p[P_GY_PER_MU] * head_scatter * inverse_square_factor(r_geo_mm, p[P_SAD]) * total
 
