@@ -330,3 +330,24 @@ def test_compare_deliverable_writes_the_side_by_side_table(deliverable, tiny_pla
     assert ["sib", "GTV D50% (Gy)"] == rows[1][:2]
     assert (tmp_path / "sib_deliverable.h5").is_file() and (tmp_path / "sib_deliverable_RP.dcm").is_file()
     assert "sib: GTV D50%" in format_deliverable(doc)
+
+
+@pytest.mark.cudasim
+def test_the_cuda_aperture_kernels_under_the_simulator_match_the_cpu(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from simsbrt.delivery._cudasim_check import run_case
+
+    out = tmp_path / "aperture.npz"
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
+    env.pop("SIMSBRT_BACKEND", None)
+    proc = subprocess.run([sys.executable, "-m", "simsbrt.delivery._cudasim_check", str(out), "--backend", "cudasim"],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    sim, cpu = dict(np.load(out)), run_case("cpu")
+    assert str(sim["backend"]) == "cudasim"
+    assert np.count_nonzero(cpu["columns"] > 1e-4) > 10
+    np.testing.assert_allclose(sim["columns"], cpu["columns"], rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(sim["dose"], cpu["dose"], rtol=1e-6, atol=1e-12)

@@ -89,9 +89,13 @@ def cp_mu(segment_mu, arc_of_cp) -> np.ndarray:
 
 
 class ApertureDoseEngine:
-    """Exact dose of the apertures on voxels of a phantom grid (CPU drivers, kernels/cpu_aperture.py)."""
+    """Exact dose of the apertures on voxels of a phantom grid (drivers: kernels/cpu_aperture.py on the CPU,
+    kernels/cuda_aperture.py on CUDA or the simulator)."""
 
-    def __init__(self, grid, density, apertures: Apertures, beam: BeamModel | None = None):
+    def __init__(self, grid, density, apertures: Apertures, beam: BeamModel | None = None, backend="cpu"):
+        from simsbrt.backend import resolve_backend
+
+        self.backend = resolve_backend(backend)
         self.grid = grid
         self.density = np.ascontiguousarray(np.asarray(density, dtype=np.float32).ravel())
         self.apertures = apertures
@@ -122,8 +126,18 @@ class ApertureDoseEngine:
             cp_geom[c] = geom[key]
         return cpf, cp_geom, np.array(sources, dtype=np.float64).reshape(-1, 3)
 
+    def _drivers(self):
+        """(ray tracing drivers, aperture drivers) of the backend: numba CPU, or CUDA / the simulator."""
+        if self.backend.name in ("cuda", "cudasim"):
+            from simsbrt.kernels import cuda, cuda_aperture
+
+            return cuda, cuda_aperture
+        from simsbrt.kernels import cpu, cpu_aperture
+
+        return cpu, cpu_aperture
+
     def _chunks(self, flat_indices):
-        from simsbrt.kernels import cpu
+        cpu = self._drivers()[0]
 
         flat_indices = np.asarray(flat_indices, dtype=np.int64)
         origin = np.asarray(self.grid.origin_mm, dtype=np.float64)
@@ -137,27 +151,27 @@ class ApertureDoseEngine:
             depths = cpu.radiological_depths(points, self.sources, origin, spacing, shape, self.density)
             yield start, points, depths
 
+    def _run(self, name, points, depths, *extra):
+        tracing, drivers = self._drivers()
+        out = getattr(drivers, name)(points, depths, self.cp_geom, self.cpf, self.boundaries, self.leaves, self.jaws,
+                                     self.params, *extra)
+        return tracing.to_host(out)
+
     def columns(self, flat_indices) -> np.ndarray:
         """Dose per MU (float32, n x n_cp) of every aperture at the given voxels (flat grid indices)."""
-        from simsbrt.kernels import cpu_aperture
-
         out = np.empty((len(flat_indices), self.apertures.n_control_points), dtype=np.float32)
         for start, points, depths in self._chunks(flat_indices):
-            out[start:start + len(points)] = cpu_aperture.aperture_columns(
-                points, depths, self.cp_geom, self.cpf, self.boundaries, self.leaves, self.jaws, self.params)
+            out[start:start + len(points)] = self._run("aperture_columns", points, depths)
         return out
 
     def dose(self, flat_indices, mu_per_cp) -> np.ndarray:
         """Dose (Gy, float64) at the given voxels of the apertures delivering mu_per_cp MU each."""
-        from simsbrt.kernels import cpu_aperture
-
         mu = np.ascontiguousarray(mu_per_cp, dtype=np.float64)
         if mu.shape != (self.apertures.n_control_points,) or not np.all(np.isfinite(mu)) or mu.min() < 0:
             raise SpecError("mu_per_cp", f"needs {self.apertures.n_control_points} finite MU >= 0")
         out = np.empty(len(flat_indices))
         for start, points, depths in self._chunks(flat_indices):
-            out[start:start + len(points)] = cpu_aperture.aperture_dose(
-                points, depths, self.cp_geom, self.cpf, self.boundaries, self.leaves, self.jaws, self.params, mu)
+            out[start:start + len(points)] = self._run("aperture_dose", points, depths, mu)
         return out
 
     def dose_grid(self, mu_per_cp, flat_indices=None) -> np.ndarray:

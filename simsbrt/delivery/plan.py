@@ -39,12 +39,16 @@ DOSE_VOXELS = ("rows", "grid")
 @dataclass(frozen=True)
 class DeliverySettings:
     """machine: a built-in machine name or a machine TOML file; dose_voxels: "rows" (the influence-matrix
-    rows, as the fluence plan's dose) or "grid" (every voxel of the phantom grid)."""
+    rows, as the fluence plan's dose) or "grid" (every voxel of the phantom grid); smoothing_mm: Gaussian
+    sigma applied to each angle's fluence before sequencing (0 = none)."""
 
     machine: str = DEFAULT_MACHINE
     dose_voxels: str = "rows"
+    smoothing_mm: float = 0.0
 
     def __post_init__(self):
+        if not (np.isfinite(self.smoothing_mm) and 0.0 <= self.smoothing_mm <= 10.0):
+            raise SpecError("smoothing_mm", f"must be within 0..10 mm, got {self.smoothing_mm}")
         if self.dose_voxels not in DOSE_VOXELS:
             raise SpecError("dose_voxels", f"must be one of {', '.join(DOSE_VOXELS)}, got {self.dose_voxels!r}")
 
@@ -106,7 +110,7 @@ def make_deliverable(inputs, fluence_plan: PlanResult, plan_settings, settings: 
         raise SpecError("influence", "has no beamlets; cannot sequence apertures")
     timings = {}
     t0 = time.perf_counter()
-    apertures, fitted = sequence_plan(beamlets, fluence_plan.weights, inputs.arc_set, machine)
+    apertures, fitted = sequence_plan(beamlets, fluence_plan.weights, inputs.arc_set, machine, settings.smoothing_mm)
     timings["sequence_s"] = time.perf_counter() - t0
     engine = ApertureDoseEngine(grid, phantom.density, apertures)
     t0 = time.perf_counter()
