@@ -33,6 +33,24 @@ from simsbrt.delivery.machine import MachineModel
 from simsbrt.errors import SpecError
 
 N_LEVELS = 12
+VARIANT = "none"
+
+
+def _median_intervals(start, stop, window):
+    """Median-filter the open intervals' edges across neighbouring leaf pairs (closed pairs stay closed)."""
+    from scipy.ndimage import median_filter
+
+    opened = stop > start
+    if opened.sum() < 3:
+        return start, stop
+    idx = np.flatnonzero(opened)
+    s = start.copy()
+    e = stop.copy()
+    s[idx] = median_filter(start[idx], size=window, mode="nearest")
+    e[idx] = median_filter(stop[idx], size=window, mode="nearest")
+    bad = e <= s
+    s[bad & opened], e[bad & opened] = start[bad & opened], stop[bad & opened]
+    return s, e
 
 
 def angle_fluence(beamlets, weights_mu) -> "OrderedDict":
@@ -124,8 +142,9 @@ def max_leaf_step_mm(machine: MachineModel, sector_deg: float) -> float:
     return machine.max_leaf_speed_mm_per_s * sector_deg / machine.max_gantry_speed_deg_per_s
 
 
-def sequence_plan(beamlets, weights_mu, arc_set, machine: MachineModel):
-    """Apertures of every control point within the machine's limits, and the fitted MU per control point."""
+def sequence_plan(beamlets, weights_mu, arc_set, machine: MachineModel, smoothing_mm: float = 0.0):
+    """Apertures of every control point within the machine's limits, and the fitted MU per control point.
+    smoothing_mm > 0: each angle's fluence is first smoothed with a Gaussian of that sigma (iso plane)."""
     size = float(beamlets.size_mm)
     bounds = machine.leaf_boundaries_mm
     width = np.diff(bounds)
@@ -138,9 +157,15 @@ def sequence_plan(beamlets, weights_mu, arc_set, machine: MachineModel):
         if lo_v < bounds[0] - 1e-9 or hi_v > bounds[-1] + 1e-9:
             raise SpecError("machine", f"the beamlets span v = {lo_v:g}..{hi_v:g} mm, beyond the "
                                        f"{machine.name} leaf bank ({bounds[0]:g}..{bounds[-1]:g} mm)")
+        if smoothing_mm > 0:
+            from scipy.ndimage import gaussian_filter
+
+            fluence = gaussian_filter(fluence, smoothing_mm / size, mode="constant")
         residual = leaf_pair_profiles(fluence, l0, size, bounds)
         for c in members:
             start, stop, mu = fit_aperture(residual, width)
+            if VARIANT.startswith("median"):
+                start, stop = _median_intervals(start, stop, int(VARIANT[6:] or 3))
             opened = stop > start
             x1, x2 = (k0 + start) * size, (k0 + stop) * size
             centre = float(np.mean(0.5 * (x1 + x2)[opened])) if opened.any() else 0.5 * (k0 + k0 + fluence.shape[0]) * size
