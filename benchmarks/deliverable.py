@@ -4,6 +4,7 @@ two full arcs at 4 degrees, 2.5 mm beamlets), each sequenced into MLC apertures 
 
     python benchmarks/deliverable.py [--phantom t10_body] [--spacing-mm 2.0] [--arc-spacing-deg 4]
                                      [--machine truebeam_hd120] [--search-steps 5] [--dose-voxels rows|grid]
+                                     [--median-pairs 3] [--smoothing-mm 0]
 
 Prints, per mode: GTV D50% / D98%, PTV_Eval D2%, cord PRV D0.03cc of both plans, the deliverable's MU per
 fraction, beam-on time per fraction, MCS, the fastest leaf, and the times of the fluence plan and of the
@@ -41,11 +42,14 @@ def main(argv=None) -> int:
     ap.add_argument("--machine", default="truebeam_hd120")
     ap.add_argument("--search-steps", type=int, default=5)
     ap.add_argument("--dose-voxels", default="rows", choices=["rows", "grid"])
+    ap.add_argument("--median-pairs", type=int, default=3)
+    ap.add_argument("--smoothing-mm", type=float, default=0.0)
     args = ap.parse_args(argv)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     print(f"deliverable benchmark: {args.phantom}, {args.spacing_mm} mm grid, two full arcs "
           f"({args.arc_spacing_deg:g} deg), {args.beamlet_mm:g} mm beamlets, machine {args.machine}, "
-          f"dose voxels {args.dose_voxels}")
+          f"dose voxels {args.dose_voxels}, leaf-edge median over {args.median_pairs} pairs, fluence smoothing "
+          f"{args.smoothing_mm:g} mm")
     print(f"{machine_line()} | commit {commit} | load average at start {os.getloadavg()[0]:.2f} "
           f"(shared machine: timings are on a loaded machine)")
     print("command: python benchmarks/deliverable.py " + " ".join(argv if argv is not None else sys.argv[1:]))
@@ -56,7 +60,8 @@ def main(argv=None) -> int:
     print(f"influence {inputs.influence.n_voxels} rows x {inputs.influence.n_beamlets} beamlets in "
           f"{time.perf_counter() - t0:.1f} s")
     settings = PlanSettings(n_bisections=args.search_steps)
-    delivery = DeliverySettings(machine=args.machine, dose_voxels=args.dose_voxels)
+    delivery = DeliverySettings(machine=args.machine, dose_voxels=args.dose_voxels, median_pairs=args.median_pairs,
+                                smoothing_mm=args.smoothing_mm)
     rows, sides = [], []
     for mode in ("uniform", "sib"):
         plan = make_plan(inputs, mode, settings)

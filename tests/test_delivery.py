@@ -351,3 +351,13 @@ def test_the_cuda_aperture_kernels_under_the_simulator_match_the_cpu(tmp_path):
     assert np.count_nonzero(cpu["columns"] > 1e-4) > 10
     np.testing.assert_allclose(sim["columns"], cpu["columns"], rtol=1e-5, atol=1e-9)
     np.testing.assert_allclose(sim["dose"], cpu["dose"], rtol=1e-6, atol=1e-12)
+
+
+def test_the_median_filter_removes_a_single_pair_spike_and_keeps_closed_pairs_closed():
+    from simsbrt.delivery.sequencing import median_intervals
+
+    start = np.array([0, 2, 2, 7, 2, 2, 0])
+    stop = np.array([0, 8, 8, 8, 8, 8, 0])
+    s, e = median_intervals(start, stop, 3)
+    np.testing.assert_array_equal(s, [0, 2, 2, 2, 2, 2, 0])
+    np.testing.assert_array_equal(e, stop)

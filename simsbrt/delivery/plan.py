@@ -27,7 +27,7 @@ import scipy.sparse as sp
 from simsbrt.delivery.apertures import ApertureDoseEngine, Apertures, cp_mu, segment_matrix
 from simsbrt.delivery.machine import DEFAULT_MACHINE, MachineModel, load_machine
 from simsbrt.delivery.metrics import delivery_metrics
-from simsbrt.delivery.sequencing import sequence_plan
+from simsbrt.delivery.sequencing import DEFAULT_MEDIAN_PAIRS, sequence_plan
 from simsbrt.errors import SpecError
 from simsbrt.evaluate import evaluate_protocol, prescription_scale_factor
 from simsbrt.optimize.plans import PlanResult, plan_metrics
@@ -40,13 +40,17 @@ DOSE_VOXELS = ("rows", "grid")
 class DeliverySettings:
     """machine: a built-in machine name or a machine TOML file; dose_voxels: "rows" (the influence-matrix
     rows, as the fluence plan's dose) or "grid" (every voxel of the phantom grid); smoothing_mm: Gaussian
-    sigma applied to each angle's fluence before sequencing (0 = none)."""
+    sigma applied to each angle's fluence before sequencing (0 = none); median_pairs: the median filter of
+    the leaf edges over neighbouring pairs (1 = none; simsbrt.delivery.sequencing)."""
 
     machine: str = DEFAULT_MACHINE
     dose_voxels: str = "rows"
     smoothing_mm: float = 0.0
+    median_pairs: int = DEFAULT_MEDIAN_PAIRS
 
     def __post_init__(self):
+        if isinstance(self.median_pairs, bool) or not isinstance(self.median_pairs, int) or not 1 <= self.median_pairs <= 9:
+            raise SpecError("median_pairs", f"must be an integer within 1..9 (1 = no filter), got {self.median_pairs!r}")
         if not (np.isfinite(self.smoothing_mm) and 0.0 <= self.smoothing_mm <= 10.0):
             raise SpecError("smoothing_mm", f"must be within 0..10 mm, got {self.smoothing_mm}")
         if self.dose_voxels not in DOSE_VOXELS:
@@ -110,7 +114,8 @@ def make_deliverable(inputs, fluence_plan: PlanResult, plan_settings, settings: 
         raise SpecError("influence", "has no beamlets; cannot sequence apertures")
     timings = {}
     t0 = time.perf_counter()
-    apertures, fitted = sequence_plan(beamlets, fluence_plan.weights, inputs.arc_set, machine, settings.smoothing_mm)
+    apertures, fitted = sequence_plan(beamlets, fluence_plan.weights, inputs.arc_set, machine, settings.smoothing_mm,
+                                      settings.median_pairs)
     timings["sequence_s"] = time.perf_counter() - t0
     engine = ApertureDoseEngine(grid, phantom.density, apertures)
     t0 = time.perf_counter()

@@ -10,7 +10,9 @@
    weighted). For a given w that is, per leaf pair, the interval of cells maximising sum(R - w / 2)
    (a maximum-sum subarray, empty allowed); w is chosen from N_LEVELS levels of R's maximum.
    The r-th aperture of an angle goes to the r-th copy (arc order), so an arc sees apertures of
-   the same rank at neighbouring angles.
+   the same rank at neighbouring angles. Each aperture's leaf edges are then median-filtered over
+   3 neighbouring open pairs (removes single-pair spikes: a smoother aperture, a higher MCS, for a
+   small dose cost; docs/deliverable.md has the comparison).
 4. Machine limits per arc: between consecutive control points each leaf moves at most
    d = max_leaf_speed x (sector angle / max gantry speed) - min_gap / 2 (the gantry may only turn
    slower, never faster, so this bound holds whatever MU the segments get). The leaf tracks are
@@ -33,11 +35,12 @@ from simsbrt.delivery.machine import MachineModel
 from simsbrt.errors import SpecError
 
 N_LEVELS = 12
-VARIANT = "none"
+DEFAULT_MEDIAN_PAIRS = 3
 
 
-def _median_intervals(start, stop, window):
-    """Median-filter the open intervals' edges across neighbouring leaf pairs (closed pairs stay closed)."""
+def median_intervals(start, stop, window: int):
+    """Median-filter the open intervals' edges over `window` neighbouring open leaf pairs (closed pairs stay
+    closed; a pair the filter would close keeps its own interval)."""
     from scipy.ndimage import median_filter
 
     opened = stop > start
@@ -142,9 +145,11 @@ def max_leaf_step_mm(machine: MachineModel, sector_deg: float) -> float:
     return machine.max_leaf_speed_mm_per_s * sector_deg / machine.max_gantry_speed_deg_per_s
 
 
-def sequence_plan(beamlets, weights_mu, arc_set, machine: MachineModel, smoothing_mm: float = 0.0):
+def sequence_plan(beamlets, weights_mu, arc_set, machine: MachineModel, smoothing_mm: float = 0.0,
+                  median_pairs: int = DEFAULT_MEDIAN_PAIRS):
     """Apertures of every control point within the machine's limits, and the fitted MU per control point.
-    smoothing_mm > 0: each angle's fluence is first smoothed with a Gaussian of that sigma (iso plane)."""
+    smoothing_mm > 0: each angle's fluence is first smoothed with a Gaussian of that sigma (iso plane);
+    median_pairs > 1: each fitted aperture's leaf edges are median-filtered over that many open pairs."""
     size = float(beamlets.size_mm)
     bounds = machine.leaf_boundaries_mm
     width = np.diff(bounds)
@@ -164,8 +169,8 @@ def sequence_plan(beamlets, weights_mu, arc_set, machine: MachineModel, smoothin
         residual = leaf_pair_profiles(fluence, l0, size, bounds)
         for c in members:
             start, stop, mu = fit_aperture(residual, width)
-            if VARIANT.startswith("median"):
-                start, stop = _median_intervals(start, stop, int(VARIANT[6:] or 3))
+            if median_pairs > 1:
+                start, stop = median_intervals(start, stop, median_pairs)
             opened = stop > start
             x1, x2 = (k0 + start) * size, (k0 + stop) * size
             centre = float(np.mean(0.5 * (x1 + x2)[opened])) if opened.any() else 0.5 * (k0 + k0 + fluence.shape[0]) * size
