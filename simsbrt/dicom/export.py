@@ -23,6 +23,10 @@ RTPLAN the RTSTRUCT, RTDOSE the RTPLAN.
   fractions; it is NOT deliverable machine MU. simsbrt plans are fluence maps, not leaf sequences:
   no MLC positions are written, only static jaws around the arc's beamlets. The plan is marked
   ApprovalStatus UNAPPROVED.
+- RTPLAN of a deliverable plan (PLAN.h5 with /delivery, simsbrt.delivery): one DICOM control point per
+  simsbrt control point with MLCX leaf positions, static ASYMX / ASYMY jaws, the cumulative meterset
+  weight of the segments before it and the dose rate of the segment after it; BeamMeterset in machine
+  MU per fraction; TreatmentMachineName = the machine model's DICOM name (rtplan_mlc_dataset).
 """
 from __future__ import annotations
 
