@@ -10,7 +10,9 @@ make_deliverable(inputs, fluence_plan, settings):
      simsbrt.delivery.apertures);
   3. re-optimise the non-negative segment MU with the fluence plan's own objective and goals
      (FluenceProblem, the same boost goal / prescription), with the same organ-weight rounds as
-     the fluence planner when an organ limit fails;
+     the fluence planner when an organ limit fails; a SIB plan that then breaks a mandatory limit
+     (other than a GTV floor) has its boost goal lowered (same apertures: 1 Gy steps, then
+     bisection) to the highest goal that keeps them;
   4. the dose of the final apertures and MU through the same aperture kernel (exact; on the
      influence-matrix rows like the fluence plan's dose, or on every voxel with
      DeliverySettings(dose_voxels="grid")), normalised to the protocol's prescription
@@ -30,6 +32,7 @@ from simsbrt.delivery.metrics import delivery_metrics
 from simsbrt.delivery.sequencing import DEFAULT_MEDIAN_PAIRS, sequence_plan
 from simsbrt.errors import SpecError
 from simsbrt.evaluate import evaluate_protocol, prescription_scale_factor
+from simsbrt.evaluate.protocol import VIOLATED
 from simsbrt.optimize.plans import PlanResult, plan_metrics
 from simsbrt.optimize.problem import BOOST, CORD_PRV, TARGET, THECAL_SAC, FluenceProblem, ring_mask
 
@@ -131,25 +134,12 @@ def make_deliverable(inputs, fluence_plan: PlanResult, plan_settings, settings: 
     protocol = fluence_plan.protocol
     goals = plan_goals(fluence_plan, plan_settings)
     t0 = time.perf_counter()
-    seg = _seed_segments(fitted, apertures.arc_of_cp)
-    first = None
-    n_iter = 0
-    for _ in range(plan_settings.organ_rounds + 1):
-        result = problem.optimise(goals, seg, plan_settings.solver, plan_settings.solver_options)
-        n_iter += result.n_iter
-        seg = np.asarray(result.x, dtype=np.float64)
-        rows_dose = np.zeros(grid.n_voxels, dtype=np.float32)
-        rows_dose[voxels] = seg_columns @ seg
-        rows_dose = rows_dose.reshape(grid.shape)
-        factor = prescription_scale_factor(protocol, rows_dose, masks, voxel_cc)
-        evaluation = evaluate_protocol(protocol, (rows_dose * factor).astype(np.float32), masks, voxel_cc)
-        candidate = (seg * factor, evaluation)
-        first = first or candidate
-        if not any(r.status == "violated" and r.structure in (CORD_PRV, THECAL_SAC) for r in evaluation.rows):
-            first = candidate
-            break
-        goals = goals.with_(weights=replace(goals.weights, organ_overdose=5.0 * goals.weights.organ_overdose))
-    seg = first[0]
+    solve = _SegmentSolver(problem, seg_columns, voxels, protocol, masks, grid, plan_settings)
+    seg, evaluation = solve(goals, _seed_segments(fitted, apertures.arc_of_cp))
+    goal_note, deliverable_goal = "", goals.boost_gy
+    if fluence_plan.mode == "sib" and goals.boost_gy is not None and _blocking(evaluation):
+        seg, evaluation, deliverable_goal, goal_note = _lower_boost(solve, goals, seg, evaluation, plan_settings, say)
+    n_iter = solve.n_iter
     timings["optimise_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     mu_cp = cp_mu(seg, apertures.arc_of_cp)
@@ -163,9 +153,9 @@ def make_deliverable(inputs, fluence_plan: PlanResult, plan_settings, settings: 
     timings["final_dose_s"] = time.perf_counter() - t0
     timings["deliverable_s"] = time.perf_counter() - t_start
     numbers = delivery_metrics(apertures, seg, protocol.n_fractions)
-    delivery = {**numbers, "dose_voxels": settings.dose_voxels, "n_apertures": apertures.n_control_points,
-                "n_segments": int(len(seg)), "segment_mu": seg, "mu_per_cp": mu_cp, "apertures": apertures,
-                "fluence_plan_timings_s": dict(fluence_plan.timings_s)}
+    delivery = {**numbers, "dose_voxels": settings.dose_voxels, "boost_goal_gy": deliverable_goal,
+                "n_apertures": apertures.n_control_points, "n_segments": int(len(seg)), "segment_mu": seg,
+                "mu_per_cp": mu_cp, "apertures": apertures}
     say(f"deliverable {fluence_plan.mode}: {'feasible' if evaluation.feasible else 'NOT feasible'}, "
         f"{numbers['mu_per_fraction']:.0f} MU/fx, {numbers['delivery_time_s_per_fraction']:.0f} s/fx, "
         f"MCS {numbers['mcs']:.3f}")
@@ -174,8 +164,83 @@ def make_deliverable(inputs, fluence_plan: PlanResult, plan_settings, settings: 
         fluence_plan.mode, protocol, seg, dose, evaluation, metrics, bool(evaluation.feasible), binding,
         fluence_plan.boost_goal_gy, fluence_plan.prescription_gy, fluence_plan.cord_prv_limit_gy, fluence_plan.search,
         n_iter, "cpu", "cpu", {**fluence_plan.timings_s, **timings},
-        f"deliverable version of the fluence plan ({fluence_plan.search_stop})", fluence_plan.plan_goal_gy,
+        f"deliverable version of the fluence plan{goal_note} (fluence plan: {fluence_plan.search_stop})",
+        deliverable_goal if fluence_plan.mode == "sib" else fluence_plan.plan_goal_gy,
         fluence_plan.boost_policy, fluence_plan.floor_conflicts, delivery=delivery)
+
+
+class _SegmentSolver:
+    """Optimise the segment MU at given goals, normalise on the optimisation rows (they hold every voxel of
+    PTV_Eval, GTV, cord PRV and thecal sac, so the protocol's metrics are exact there) and evaluate; heavier
+    organ weights while an organ limit fails (as the fluence planner's rounds)."""
+
+    def __init__(self, problem, seg_columns, voxels, protocol, masks, grid, plan_settings):
+        self.problem, self.seg_columns, self.voxels = problem, seg_columns, voxels
+        self.protocol, self.masks, self.grid, self.settings = protocol, masks, grid, plan_settings
+        self.n_iter = 0
+
+    def evaluate(self, seg):
+        dose = np.zeros(self.grid.n_voxels, dtype=np.float32)
+        dose[self.voxels] = self.seg_columns @ seg
+        dose = dose.reshape(self.grid.shape)
+        factor = prescription_scale_factor(self.protocol, dose, self.masks, self.grid.voxel_volume_cc)
+        return seg * factor, evaluate_protocol(self.protocol, (dose * factor).astype(np.float32), self.masks,
+                                               self.grid.voxel_volume_cc)
+
+    def __call__(self, goals, seg0):
+        first = None
+        seg = seg0
+        for _ in range(self.settings.organ_rounds + 1):
+            result = self.problem.optimise(goals, seg, self.settings.solver, self.settings.solver_options)
+            self.n_iter += result.n_iter
+            seg = np.asarray(result.x, dtype=np.float64)
+            candidate = self.evaluate(seg)
+            first = first or candidate
+            if not any(r.status == VIOLATED and r.structure in (CORD_PRV, THECAL_SAC) for r in candidate[1].rows):
+                return candidate
+            goals = goals.with_(weights=replace(goals.weights, organ_overdose=5.0 * goals.weights.organ_overdose))
+        return first
+
+
+def _blocking(evaluation) -> tuple[str, ...]:
+    """Violated mandatory limits other than GTV floors (those a lower boost goal cannot help)."""
+    return tuple(r.limit_name for r in evaluation.rows if r.status == VIOLATED
+                 and not (r.structure == BOOST and r.mandatory is not None and r.mandatory.max_value is None))
+
+
+GOAL_STEP_GY = 1.0
+
+
+def _lower_boost(solve, goals, seg, evaluation, plan_settings, say):
+    """The deliverable SIB plan breaks a limit at the fluence plan's boost goal (its apertures are less
+    homogeneous): lower the goal in GOAL_STEP_GY steps down to the bottom of the boost range, re-optimising
+    the segment MU of the same apertures, until a goal breaks nothing blocking; then bisect between that goal
+    and the step above (plan_settings.n_bisections times) and keep the highest acceptable goal."""
+    lo, top = float(plan_settings.boost_range_gy[0]), float(goals.boost_gy)
+    failing = _blocking(evaluation)
+    best, fail_goal, goal = None, top, top - GOAL_STEP_GY
+    while goal >= lo - 1e-9 and best is None:
+        trial_seg, trial_ev = solve(goals.with_(boost_gy=goal), seg)
+        blocked = _blocking(trial_ev)
+        say(f"deliverable: GTV boost goal {goal:.2f} Gy -> {'; '.join(blocked) or 'meets the limits'}")
+        if blocked:
+            fail_goal, goal = goal, goal - GOAL_STEP_GY
+        else:
+            best = (trial_seg, trial_ev, goal)
+    if best is None:
+        return seg, evaluation, top, (f" (it violates {'; '.join(failing)} at the fluence plan's GTV boost goal "
+                                      f"{top:.2f} Gy and at every lower goal down to {lo:.2f} Gy)")
+    for _ in range(int(plan_settings.n_bisections)):
+        mid = 0.5 * (best[2] + fail_goal)
+        mid_seg, mid_ev = solve(goals.with_(boost_gy=mid), best[0])
+        blocked = _blocking(mid_ev)
+        say(f"deliverable: GTV boost goal {mid:.2f} Gy -> {'; '.join(blocked) or 'meets the limits'}")
+        if blocked:
+            fail_goal = mid
+        else:
+            best = (mid_seg, mid_ev, mid)
+    return best[0], best[1], best[2], (f" at a lower GTV boost goal {best[2]:.2f} Gy: at the fluence plan's goal "
+                                       f"{top:.2f} Gy it violates {'; '.join(failing)}")
 
 
 COMPARED = (("GTV", "D50%"), ("GTV", "D98%"), ("GTV", "D2%"), ("PTV_Eval", "D90%"), ("PTV_Eval", "D2%"),
@@ -192,6 +257,9 @@ def fluence_vs_deliverable(fluence_plan: PlanResult, deliverable: DeliverablePla
                      "change_gy": None if a is None or b is None else b - a})
     d = deliverable.delivery
     return {"mode": fluence_plan.mode, "fluence_feasible": fluence_plan.feasible,
+            "fluence_boost_goal_gy": fluence_plan.plan_goal_gy if fluence_plan.mode == "sib" else None,
+            "deliverable_boost_goal_gy": d.get("boost_goal_gy") if fluence_plan.mode == "sib" else None,
+            "deliverable_search_stop": deliverable.search_stop,
             "deliverable_feasible": deliverable.feasible,
             "deliverable_violated": list(deliverable.evaluation.violated_limits), "metrics": rows,
             "mu_per_fraction": d["mu_per_fraction"], "delivery_time_s_per_fraction": d["delivery_time_s_per_fraction"],
