@@ -4,7 +4,7 @@ two full arcs at 4 degrees, 2.5 mm beamlets), each sequenced into MLC apertures 
 
     python benchmarks/deliverable.py [--phantom t10_body] [--spacing-mm 2.0] [--arc-spacing-deg 4]
                                      [--machine truebeam_hd120] [--search-steps 5] [--dose-voxels rows|grid]
-                                     [--median-pairs 3] [--smoothing-mm 0]
+                                     [--median-pairs 3] [--smoothing-mm 0] [--modes uniform,sib]
 
 Prints, per mode: GTV D50% / D98%, PTV_Eval D2%, cord PRV D0.03cc of both plans, the deliverable's MU per
 fraction, beam-on time per fraction, MCS, the fastest leaf, and the times of the fluence plan and of the
@@ -43,6 +43,7 @@ def main(argv=None) -> int:
     ap.add_argument("--search-steps", type=int, default=5)
     ap.add_argument("--dose-voxels", default="rows", choices=["rows", "grid"])
     ap.add_argument("--median-pairs", type=int, default=3)
+    ap.add_argument("--modes", default="uniform,sib", help="comma-separated plan modes")
     ap.add_argument("--smoothing-mm", type=float, default=0.0)
     args = ap.parse_args(argv)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
@@ -63,7 +64,7 @@ def main(argv=None) -> int:
     delivery = DeliverySettings(machine=args.machine, dose_voxels=args.dose_voxels, median_pairs=args.median_pairs,
                                 smoothing_mm=args.smoothing_mm)
     rows, sides = [], []
-    for mode in ("uniform", "sib"):
+    for mode in args.modes.split(","):
         plan = make_plan(inputs, mode, settings)
         deliverable = make_deliverable(inputs, plan, settings, delivery,
                                        progress=lambda m: print("  " + m, file=sys.stderr, flush=True))

@@ -11,8 +11,9 @@ make_deliverable(inputs, fluence_plan, settings):
   3. re-optimise the non-negative segment MU with the fluence plan's own objective and goals
      (FluenceProblem, the same boost goal / prescription), with the same organ-weight rounds as
      the fluence planner when an organ limit fails; a SIB plan that then breaks a mandatory limit
-     (other than a GTV floor) has its boost goal lowered (same apertures: 1 Gy steps, then
-     bisection) to the highest goal that keeps them;
+     (other than a GTV floor) is first re-optimised with heavier overdose weights at the same
+     goal, then has its boost goal lowered (same apertures: 1 Gy steps, then bisection) to the
+     highest goal that keeps them;
   4. the dose of the final apertures and MU through the same aperture kernel (exact; on the
      influence-matrix rows like the fluence plan's dose, or on every voxel with
      DeliverySettings(dose_voxels="grid")), normalised to the protocol's prescription
@@ -138,6 +139,8 @@ def make_deliverable(inputs, fluence_plan: PlanResult, plan_settings, settings: 
     seg, evaluation = solve(goals, _seed_segments(fitted, apertures.arc_of_cp))
     goal_note, deliverable_goal = "", goals.boost_gy
     if fluence_plan.mode == "sib" and goals.boost_gy is not None and _blocking(evaluation):
+        seg, evaluation, goal_note = _cool_hot_spots(solve, goals, seg, evaluation, say)
+    if fluence_plan.mode == "sib" and goals.boost_gy is not None and _blocking(evaluation):
         seg, evaluation, deliverable_goal, goal_note = _lower_boost(solve, goals, seg, evaluation, plan_settings, say)
     n_iter = solve.n_iter
     timings["optimise_s"] = time.perf_counter() - t0
@@ -209,6 +212,24 @@ def _blocking(evaluation) -> tuple[str, ...]:
 
 
 GOAL_STEP_GY = 1.0
+HOT_SPOT_ROUNDS = 2
+
+
+def _cool_hot_spots(solve, goals, seg, evaluation, say):
+    """First remedy at the same boost goal: up to HOT_SPOT_ROUNDS re-optimisations with the target and GTV
+    overdose weights x 5 per round (the hot spot is what one aperture per control point worsens)."""
+    failing = _blocking(evaluation)
+    weights = goals.weights
+    for k in range(1, HOT_SPOT_ROUNDS + 1):
+        heavier = replace(weights, boost_overdose=weights.boost_overdose * 5.0 ** k,
+                          target_overdose=weights.target_overdose * 5.0 ** k)
+        trial_seg, trial_ev = solve(goals.with_(weights=heavier), seg)
+        blocked = _blocking(trial_ev)
+        say(f"deliverable: hot-spot round {k} (overdose weights x {5 ** k}) -> {'; '.join(blocked) or 'meets the limits'}")
+        if not blocked:
+            return trial_seg, trial_ev, (f" with overdose weights x {5 ** k} (at the standard weights it violates "
+                                         f"{'; '.join(failing)})")
+    return seg, evaluation, ""
 
 
 def _lower_boost(solve, goals, seg, evaluation, plan_settings, say):
