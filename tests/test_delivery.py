@@ -370,9 +370,11 @@ def test_a_deliverable_sib_that_breaks_a_ceiling_lowers_its_boost_goal(deliverab
 
     from simsbrt.delivery.plan import make_deliverable
     from simsbrt.optimize.plans import PlanSettings
+    from simsbrt.optimize.solvers import SolverOptions
 
     fluence = replace(deliverable[0], plan_goal_gy=51.0)
-    plan = make_deliverable(tiny_plan_inputs, fluence, PlanSettings(n_bisections=3))
+    settings = PlanSettings(n_bisections=1, organ_rounds=1, solver_options=SolverOptions(max_iter=80, ftol=1e-5))
+    plan = make_deliverable(tiny_plan_inputs, fluence, settings)
     ph = tiny_plan_inputs.phantom
     ev = evaluate_protocol("sib_trial", plan.dose_gy, ph.structures, ph.grid.voxel_volume_cc)
     assert ev.row("GTV", "D2%").status != "violated" and ev.row("PTV_Eval", "D2%").status != "violated"
