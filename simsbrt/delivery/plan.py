@@ -235,8 +235,9 @@ def _cool_hot_spots(solve, goals, seg, evaluation, say):
 def _lower_boost(solve, goals, seg, evaluation, plan_settings, say):
     """The deliverable SIB plan breaks a limit at the fluence plan's boost goal (its apertures are less
     homogeneous): lower the goal in GOAL_STEP_GY steps down to the bottom of the boost range, re-optimising
-    the segment MU of the same apertures, until a goal breaks nothing blocking; then bisect between that goal
-    and the step above (plan_settings.n_bisections times) and keep the highest acceptable goal."""
+    the segment MU of the same apertures, until a goal breaks nothing blocking (the scan stops early once only
+    organ limits fail: lowering the boost cannot cure those); then bisect between that goal and the step
+    above (plan_settings.n_bisections times) and keep the highest acceptable goal."""
     lo, top = float(plan_settings.boost_range_gy[0]), float(goals.boost_gy)
     failing = _blocking(evaluation)
     best, fail_goal, goal = None, top, top - GOAL_STEP_GY
@@ -244,13 +245,16 @@ def _lower_boost(solve, goals, seg, evaluation, plan_settings, say):
         trial_seg, trial_ev = solve(goals.with_(boost_gy=goal), seg)
         blocked = _blocking(trial_ev)
         say(f"deliverable: GTV boost goal {goal:.2f} Gy -> {'; '.join(blocked) or 'meets the limits'}")
-        if blocked:
-            fail_goal, goal = goal, goal - GOAL_STEP_GY
-        else:
+        if not blocked:
             best = (trial_seg, trial_ev, goal)
+        elif all(name.split(" ")[0] in (CORD_PRV, THECAL_SAC) for name in blocked):
+            break            # only an organ limit fails now: a still lower boost goal is no remedy
+        else:
+            fail_goal, goal = goal, goal - GOAL_STEP_GY
     if best is None:
         return seg, evaluation, top, (f" (it violates {'; '.join(failing)} at the fluence plan's GTV boost goal "
-                                      f"{top:.2f} Gy and at every lower goal down to {lo:.2f} Gy)")
+                                      f"{top:.2f} Gy; lower goals on the same apertures down to {goal:.2f} Gy "
+                                      f"did not meet every limit)")
     for _ in range(int(plan_settings.n_bisections)):
         mid = 0.5 * (best[2] + fail_goal)
         mid_seg, mid_ev = solve(goals.with_(boost_gy=mid), best[0])
