@@ -9,9 +9,9 @@ from __future__ import annotations
 import types
 from types import SimpleNamespace
 
-from .device import beam, fluence, influence, raytrace, sampling, sparse
+from .device import aperture, beam, fluence, influence, raytrace, sampling, sparse
 
-DEVICE_MODULES = (beam, sampling, raytrace, influence, sparse, fluence)
+DEVICE_MODULES = (beam, sampling, raytrace, influence, sparse, fluence, aperture)
 
 
 def compile_device_functions(jit) -> SimpleNamespace:

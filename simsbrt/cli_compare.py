@@ -151,15 +151,24 @@ def run_compare(args) -> int:
     check_output_dir(args.out, [args.phantom, args.arcs], writes=OUTPUT_NAMES)
     out = check_out_dir(args.out)
     total = 1 + sum(plan_steps(mode, args.search_steps) for mode in PLAN_ORDER)
+    deliverable = None
     with Progress("compare", total, quiet=getattr(args, "quiet", False)) as progress:
         inputs, settings = plan_inputs_from_args(args, progress)
         run = run_comparison(inputs, settings, out, progress)
+        if getattr(args, "deliverable", False):
+            from simsbrt.delivery.cli import deliverable_comparison
+
+            deliverable = deliverable_comparison(inputs, settings, run, out, args, progress)
     if args.json:
         from simsbrt.cli import print_json
 
-        print_json(run.document)
+        print_json(run.document if deliverable is None else {**run.document, "deliverable": deliverable})
         return 0
     print(format_comparison(run))
+    if deliverable is not None:
+        from simsbrt.delivery.cli import format_deliverable
+
+        print(format_deliverable(deliverable))
     return 0
 
 
@@ -186,4 +195,7 @@ def register(sub) -> None:
     p = sub.add_parser("compare", help="plan uniform, uniform_escalated and sib on one phantom; table, CSV, DVH plot")
     add_planning_arguments(p, out_help="output directory (files in it are replaced atomically)",
                            limit_scope=" for all three plans")
+    from simsbrt.delivery.cli import add_deliverable_arguments
+
+    add_deliverable_arguments(p)
     p.set_defaults(func=run_compare)

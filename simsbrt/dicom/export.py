@@ -23,6 +23,10 @@ RTPLAN the RTSTRUCT, RTDOSE the RTPLAN.
   fractions; it is NOT deliverable machine MU. simsbrt plans are fluence maps, not leaf sequences:
   no MLC positions are written, only static jaws around the arc's beamlets. The plan is marked
   ApprovalStatus UNAPPROVED.
+- RTPLAN of a deliverable plan (PLAN.h5 with /delivery, simsbrt.delivery): one DICOM control point per
+  simsbrt control point with MLCX leaf positions, static ASYMX / ASYMY jaws, the cumulative meterset
+  weight of the segments before it and the dose rate of the segment after it; BeamMeterset in machine
+  MU per fraction; TreatmentMachineName = the machine model's DICOM name (rtplan_mlc_dataset).
 """
 from __future__ import annotations
 
@@ -462,6 +466,117 @@ def _beam_item(number: int, arc: ArcDelivery, iso: list[str]):
                  ReferencedPatientSetupNumber=1, ControlPointSequence=_sequence(cps))
 
 
+# ------------------------------------------------------------------ RTPLAN with MLC (deliverable plans)
+def mlc_beam_meterset_mu(delivery: dict, n_fractions: int) -> np.ndarray:
+    """Machine MU per fraction of every arc: the sum of its segments (simsbrt.delivery.apertures)."""
+    aps = delivery["apertures"]
+    seg = np.asarray(delivery["segment_mu"], dtype=np.float64) / n_fractions
+    out, s = [], 0
+    for arc in aps.arc_slices():
+        n = arc.stop - arc.start - 1
+        out.append(float(seg[s:s + n].sum()))
+        s += n
+    return np.asarray(out)
+
+
+def rtplan_mlc_dataset(delivery: dict, n_fractions: int, prescription_gy: float | None, ctx: ExportContext,
+                       label: str):
+    """RT Plan of a deliverable plan: one DYNAMIC arc beam per arc, one DICOM control point per simsbrt
+    control point (gantry angle, MLCX leaves, static ASYMX / ASYMY jaws, cumulative meterset weight of the
+    segments before it, the dose rate of the segment after it) and the beam meterset in machine MU per
+    fraction. Dose model of the control points: simsbrt.delivery.apertures (half of each segment's MU to
+    each of its two control points' static apertures)."""
+    from simsbrt.delivery.metrics import segment_times_s
+
+    aps = delivery["apertures"]
+    machine = aps.machine
+    seg_fx = np.asarray(delivery["segment_mu"], dtype=np.float64) / n_fractions
+    rate = 60.0 * seg_fx / np.maximum(segment_times_s(aps, seg_fx), 1e-9)      # MU/min of each segment
+    ds = _new_dataset(ctx, "RTPLAN", RT_PLAN_STORAGE, ctx.uids.uid("rtplan"), ctx.uids.uid("rtplan_series"), 3,
+                      "simsbrt deliverable VMAT plan (MLC apertures)")
+    ds.RTPlanLabel = label[:16]
+    ds.RTPlanName = label[:64]
+    ds.RTPlanDescription = (f"simsbrt deliverable VMAT on {machine.name}: one MLC aperture per control point, "
+                            f"machine MU ({machine.calibration_gy_per_mu * 100:g} cGy/MU at dmax, SSD 100, 10 x 10)")[:1024]
+    ds.RTPlanDate, ds.RTPlanTime = ctx.date, ctx.time
+    ds.RTPlanGeometry = "PATIENT"
+    ds.ApprovalStatus = "UNAPPROVED"
+    ds.ReferencedStructureSetSequence = _sequence([_item(ReferencedSOPClassUID=RT_STRUCTURE_SET_STORAGE,
+                                                         ReferencedSOPInstanceUID=ctx.uids.uid("rtstruct"))])
+    ds.PatientSetupSequence = _sequence([_item(PatientSetupNumber=1, PatientPosition="HFS")])
+    if prescription_gy is not None:
+        ds.DoseReferenceSequence = _sequence([_item(
+            DoseReferenceNumber=1, DoseReferenceUID=ctx.uids.uid("dose_reference"), DoseReferenceStructureType="SITE",
+            DoseReferenceDescription="PTV_Eval D90%", DoseReferenceType="TARGET",
+            TargetPrescriptionDose=ds_number(prescription_gy))])
+    beams, refs, s = [], [], 0
+    for b, arc in enumerate(aps.arc_slices(), start=1):
+        n = arc.stop - arc.start
+        seg, seg_rate = seg_fx[s:s + n - 1], rate[s:s + n - 1]
+        s += n - 1
+        refs.append(_item(ReferencedBeamNumber=b, BeamMeterset=ds_number(round(float(seg.sum()), 4))))
+        beams.append(_mlc_beam_item(b, aps, arc, seg, seg_rate))
+    ds.FractionGroupSequence = _sequence([_item(FractionGroupNumber=1, NumberOfFractionsPlanned=int(n_fractions),
+                                                NumberOfBeams=len(beams), NumberOfBrachyApplicationSetups=0,
+                                                ReferencedBeamSequence=_sequence(refs))])
+    ds.BeamSequence = _sequence(beams)
+    return ds
+
+
+def _mlc_beam_item(number: int, aps, arc: slice, seg_mu: np.ndarray, seg_rate: np.ndarray):
+    machine = aps.machine
+    cps = aps.control_points[arc]
+    n = len(cps)
+    cw = n < 2 or ((cps[1].gantry_deg - cps[0].gantry_deg) % 360.0) < 180.0
+    direction = "CW" if cw else "CC"
+    devices = _sequence([_item(RTBeamLimitingDeviceType="ASYMX", NumberOfLeafJawPairs=1),
+                         _item(RTBeamLimitingDeviceType="ASYMY", NumberOfLeafJawPairs=1),
+                         _item(RTBeamLimitingDeviceType="MLCX", NumberOfLeafJawPairs=machine.n_leaf_pairs,
+                               LeafPositionBoundaries=_coords(machine.leaf_boundaries_mm))])
+    total = float(seg_mu.sum())
+    cumulative = np.concatenate([[0.0], np.cumsum(seg_mu)]) / total if total > 0 else np.linspace(0.0, 1.0, n)
+    cumulative[-1] = 1.0
+    items = []
+    for j, cp in enumerate(cps):
+        c = arc.start + j
+        item = _item(ControlPointIndex=j, GantryAngle=ds_number(round(cp.gantry_deg, 6)),
+                     GantryRotationDirection=direction if j < n - 1 else "NONE",
+                     CumulativeMetersetWeight=ds_number(round(float(cumulative[j]), 9)))
+        if j < n - 1:
+            item.DoseRateSet = ds_number(round(float(seg_rate[j]), 3))
+        leaves = aps.leaves_mm[c]
+        positions = [_item(RTBeamLimitingDeviceType="MLCX",
+                           LeafJawPositions=_coords(np.concatenate([leaves[:, 0], leaves[:, 1]])))]
+        if j == 0:
+            jaws = aps.jaws_mm[c]
+            positions = [_item(RTBeamLimitingDeviceType="ASYMX", LeafJawPositions=_coords(jaws[:2])),
+                         _item(RTBeamLimitingDeviceType="ASYMY", LeafJawPositions=_coords(jaws[2:]))] + positions
+            item.NominalBeamEnergy = NOMINAL_ENERGY_MV
+            item.BeamLimitingDeviceAngle = ds_number(cp.collimator_deg % 360.0)
+            item.BeamLimitingDeviceRotationDirection = "NONE"
+            item.PatientSupportAngle = ds_number(cp.couch_deg % 360.0)
+            item.PatientSupportRotationDirection = "NONE"
+            item.TableTopEccentricAngle = "0"
+            item.TableTopEccentricRotationDirection = "NONE"
+            item.TableTopVerticalPosition = item.TableTopLongitudinalPosition = item.TableTopLateralPosition = ""
+            item.IsocenterPosition = _coords(cp.isocentre_mm)
+        item.BeamLimitingDevicePositionSequence = _sequence(positions)
+        items.append(item)
+    return _item(BeamNumber=number, BeamName=f"arc{number}", BeamDescription=f"{direction} arc, MLC apertures",
+                 BeamType="DYNAMIC", RadiationType="PHOTON", TreatmentMachineName=machine.dicom_name,
+                 PrimaryDosimeterUnit="MU", SourceAxisDistance="1000", TreatmentDeliveryType="TREATMENT",
+                 BeamLimitingDeviceSequence=devices, NumberOfWedges=0, NumberOfCompensators=0, NumberOfBoli=0,
+                 NumberOfBlocks=0, FinalCumulativeMetersetWeight="1", NumberOfControlPoints=n,
+                 ReferencedPatientSetupNumber=1, ControlPointSequence=_sequence(items))
+
+
+def write_deliverable_rtplan(path, phantom, delivery: dict, n_fractions: int, prescription_gy: float | None,
+                             label: str) -> Path:
+    """RP.dcm of a deliverable plan on its own (compare --deliverable); new UIDs, atomic write."""
+    rp = rtplan_mlc_dataset(delivery, n_fractions, prescription_gy, _context(phantom), label)
+    return write_dataset(rp, Path(path))
+
+
 # ------------------------------------------------------------------ files
 def _prepare_out_dir(out_dir: Path, overwrite: bool) -> set:
     """Check (and make) the folder; returns the files of an earlier export. They are replaced one
@@ -534,20 +649,24 @@ def export_plan(plan_path, out_dir, overwrite: bool = False,
     arc_set = arc_set_from_doc(plan.arcs)
     ctx = _context(phantom)
     files, exported, empty = _write_ct_and_structures(phantom, ctx, out_dir, calibration)
-    arcs = arc_deliveries(arc_set, plan.weights_mu, plan.beamlet_columns)
+    arcs = arc_deliveries(arc_set, plan.weights_mu, plan.beamlet_columns) if plan.delivery is None else None
     iso = arc_set.isocentre_mm or structure_centroid_mm(phantom.grid, phantom.mask("PTV"))
     protocol = plan.summary.get("protocol_definition") or load_protocol(PROTOCOL_OF_MODE[plan.mode]).to_dict()
     n_fractions = protocol["n_fractions"]
     prescription_gy = plan.summary.get("prescription_gy")       # PTV_Eval D90% goal (escalated: reached)
     rx = protocol["prescription"]
-    rp = rtplan_dataset(arcs, iso, n_fractions, prescription_gy, ctx, label=f"{plan.mode}",
-                        prescription_label=f"{rx['structure']} {rx['metric']}",
-                        protocol_text=f"protocol {protocol['name']} ({protocol.get('origin', '')}): {rx['structure']} "
-                                      f"{rx['metric']} = {prescription_gy:g} Gy in {n_fractions} fractions; "
-                                      + protocol.get("description", ""))
+    if plan.delivery is not None:     # a deliverable plan: MLC apertures, machine MU
+        rp = rtplan_mlc_dataset(plan.delivery, n_fractions, prescription_gy, ctx, label=f"{plan.mode}")
+        meterset = tuple(float(m) for m in mlc_beam_meterset_mu(plan.delivery, n_fractions))
+    else:
+        rp = rtplan_dataset(arcs, iso, n_fractions, prescription_gy, ctx, label=f"{plan.mode}",
+                            prescription_label=f"{rx['structure']} {rx['metric']}",
+                            protocol_text=f"protocol {protocol['name']} ({protocol.get('origin', '')}): "
+                                          f"{rx['structure']} {rx['metric']} = {prescription_gy:g} Gy in "
+                                          f"{n_fractions} fractions; " + protocol.get("description", ""))
+        meterset = tuple(a.total_mu / n_fractions for a in arcs)
     files["RTPLAN"] = [write_dataset(rp, out_dir / "RP.dcm")]
     rd, scaling = rtdose_dataset(phantom, plan.dose_gy, ctx)
     files["RTDOSE"] = [write_dataset(rd, out_dir / "RD.dcm")]
     _remove_stale(earlier, files)
-    return ExportResult(out_dir, files, exported, empty, float(np.max(plan.dose_gy)), scaling,
-                        tuple(a.total_mu / n_fractions for a in arcs))
+    return ExportResult(out_dir, files, exported, empty, float(np.max(plan.dose_gy)), scaling, meterset)

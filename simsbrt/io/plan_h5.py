@@ -54,6 +54,7 @@ class PlanFile:
     beamlet_columns: dict
     final_dose: dict = dataclasses.field(default_factory=dict)
     final_minus_optimiser_gy: dict = dataclasses.field(default_factory=dict)
+    delivery: dict | None = None      # deliverable plans: MLC apertures and segment MU (simsbrt.delivery.store)
 
     @property
     def dose_is_exact(self) -> bool:
@@ -91,7 +92,12 @@ def write_plan(path, result, inputs, settings=None) -> Path:
         plan = f.create_group("plan")
         plan.create_dataset("weights_mu", data=np.asarray(result.weights, dtype=np.float64))
         beamlets = getattr(inputs.influence, "beamlets", None)
-        if beamlets is not None:
+        delivery = getattr(result, "delivery", None)       # deliverable plans: weights are segment MU
+        if delivery:
+            from simsbrt.delivery.store import write_delivery_group
+
+            write_delivery_group(f.create_group("delivery"), delivery)
+        elif beamlets is not None:
             cols = beamlets.columns()
             for key in ("control_point", "k", "l"):
                 plan.create_dataset(f"beamlet_{key}", data=np.asarray(cols[key], dtype=np.int32))
@@ -132,6 +138,11 @@ def read_plan(path) -> PlanFile:
         table = [{"structure": decode(s), "metric": decode(m), "value": None if np.isnan(v) else float(v),
                   "status": decode(st)}
                  for s, m, v, st in zip(texts["structure"], texts["metric"], values, texts["status"])]
+        delivery = None
+        if "delivery" in f:
+            from simsbrt.delivery.store import read_delivery_group
+
+            delivery = read_delivery_group(group_of(f, "delivery", src), f"{p}:/delivery")
         a = f.attrs
         feasible = a.get("feasible")
         if not isinstance(feasible, (bool, np.bool_)):
@@ -142,4 +153,5 @@ def read_plan(path) -> PlanFile:
                         attr_str(f, "device", src), bool(feasible), attr_str(f, "protocol_name", src),
                         attr_json(f, "metrics_json", src), attr_json(f, "summary_json", src),
                         attr_json(f, "arcs_json", src), attr_json(f, "settings_json", src), table, columns,
-                        optional_json["final_dose_json"], optional_json["final_minus_optimiser_json"])
+                        optional_json["final_dose_json"], optional_json["final_minus_optimiser_json"],
+                        delivery)

@@ -11,6 +11,14 @@ from simsbrt.io.outputs import check_output_file
 BACKENDS = ["cpu", "cuda", "cudasim", "auto"]
 
 
+def _stage_line(quiet: bool):
+    """One line per stage on stderr (work after the progress display has closed); nothing when quiet."""
+    def show(message: str) -> None:
+        if not quiet:
+            print(f"simsbrt plan: {message}", file=sys.stderr, flush=True)
+    return show
+
+
 def load_phantom_source(source: str):
     """A phantom from PHANTOM.h5, SPEC.toml or a built-in name."""
     path = Path(source)
@@ -66,12 +74,20 @@ def run_plan(args) -> int:
     result.timings_s.update({"phantom_s": phantom_s, "write_s": time.perf_counter() - t0})
     summary = result.summary()
     summary["out"] = str(args.out)
+    if getattr(args, "deliverable", False):
+        from simsbrt.delivery.cli import deliverable_plan
+
+        summary["deliverable"] = deliverable_plan(inputs, result, settings, args.out, args, _stage_line(args.quiet))
     if args.json:
         from simsbrt.cli import print_json
 
         print_json(summary)
         return 0
     print(format_plan(summary, result))
+    if "deliverable" in summary:
+        from simsbrt.delivery.cli import format_deliverable
+
+        print(format_deliverable(summary["deliverable"]))
     return 0
 
 
@@ -131,4 +147,7 @@ def register(sub) -> None:
     p = sub.add_parser("plan", help="optimise a uniform / SIB / uniformly escalated plan and write PLAN.h5")
     p.add_argument("--mode", required=True, choices=["sib", "uniform", "uniform_escalated"])
     add_planning_arguments(p, out_help="output PLAN.h5")
+    from simsbrt.delivery.cli import add_deliverable_arguments
+
+    add_deliverable_arguments(p)
     p.set_defaults(func=run_plan)

@@ -1,0 +1,86 @@
+"""Dose per MU of an MLC aperture at one control point: the one routine both drivers run.
+
+An aperture is the union of leaf-pair rectangles [x1_j, x2_j] x [b_j, b_j+1] (iso-plane mm; leaves
+move along X_b = u, the pairs are stacked along Y_b = v), each clipped by the jaws
+[jx1, jx2] x [jy1, jy2]. Every rectangle is integrated exactly as in beam.aperture_dose_per_mu
+(the pencil-beam kernel convolved analytically with the rectangle: products of Gaussian interval
+masses), so the aperture's dose is the exact sum over its open rectangles. A rectangle whose
+nearest v edge lies more than EDGE_NSIGMA widths away from the point on one side is skipped:
+its mass is below erfc(EDGE_NSIGMA / sqrt 2) / 2 < 1e-19 of the component, under the float64
+rounding of the sum (no lateral cut-off of any physical size).
+Leaf transmission and tongue-and-groove are not modelled (docs/deliverable.md).
+
+Control-point tables: cpf as in influence.py (source, X_b, Y_b, Z_b, isocentre, head-scatter
+factor Sc); leaves (n_cp, n_pairs, 2) = (x1, x2); jaws (n_cp, 4) = (x1, x2, y1, y2).
+"""
+import math
+
+from .beam import (N_COMPONENTS, P_GY_PER_MU, P_SAD, component_amplitude, component_sigma_mm, gaussian_edge_tail,
+                   gaussian_interval_mass, interval_mass_from_tails, inverse_square_factor)
+
+EDGE_NSIGMA = 9.0
+AP_SRC = 0
+AP_XB = 3
+AP_YB = 6
+AP_ZB = 9
+AP_ISO = 12
+AP_SC = 15
+
+
+def mlc_aperture_dose_per_mu(u_mm, v_mm, z_rad_mm, r_geo_mm, cp, boundaries, leaves, jaws, head_scatter, p):
+    """Absolute dose (Gy per MU) at iso-plane point (u, v) from the MLC aperture of control point cp.
+
+    Adjacent leaf pairs share their boundary, so each v edge tail is evaluated once per component."""
+    jx1 = jaws[cp, 0]
+    jx2 = jaws[cp, 1]
+    jy1 = jaws[cp, 2]
+    jy2 = jaws[cp, 3]
+    n_pairs = leaves.shape[1]
+    total = 0.0
+    for i in range(N_COMPONENTS):
+        amp = component_amplitude(i, z_rad_mm, p)
+        if amp <= 0.0:
+            continue
+        s = component_sigma_mm(i, z_rad_mm, p)
+        reach = EDGE_NSIGMA * s
+        acc = 0.0
+        last_edge = 1e300          # the v edge whose tail is held in last_tail
+        last_tail = 0.0
+        for j in range(n_pairs):
+            vlo = boundaries[j] if boundaries[j] > jy1 else jy1
+            vhi = boundaries[j + 1] if boundaries[j + 1] < jy2 else jy2
+            if vhi <= vlo:
+                continue
+            if vlo - v_mm > reach or v_mm - vhi > reach:
+                continue
+            ulo = leaves[cp, j, 0] if leaves[cp, j, 0] > jx1 else jx1
+            uhi = leaves[cp, j, 1] if leaves[cp, j, 1] < jx2 else jx2
+            if uhi <= ulo:
+                continue
+            tail_lo = last_tail if vlo == last_edge else gaussian_edge_tail(vlo - v_mm, s)
+            tail_hi = gaussian_edge_tail(vhi - v_mm, s)
+            last_edge = vhi
+            last_tail = tail_hi
+            mass_v = interval_mass_from_tails(vlo - v_mm, vhi - v_mm, tail_lo, tail_hi)
+            acc += gaussian_interval_mass(ulo - u_mm, uhi - u_mm, s) * mass_v
+        total += amp * acc
+    return p[P_GY_PER_MU] * head_scatter * inverse_square_factor(r_geo_mm, p[P_SAD]) * total
+
+
+def mlc_point_dose_per_mu(px, py, pz, z_rad_mm, cp, cpf, boundaries, leaves, jaws, p):
+    """Dose per MU at patient point (px, py, pz) (radiological depth z_rad from this control point's source)."""
+    sad = p[P_SAD]
+    rx = px - cpf[cp, AP_ISO]
+    ry = py - cpf[cp, AP_ISO + 1]
+    rz = pz - cpf[cp, AP_ISO + 2]
+    t = sad - (rx * cpf[cp, AP_ZB] + ry * cpf[cp, AP_ZB + 1] + rz * cpf[cp, AP_ZB + 2])
+    if t <= 1.0:
+        return 0.0
+    mag = sad / t
+    u = (rx * cpf[cp, AP_XB] + ry * cpf[cp, AP_XB + 1] + rz * cpf[cp, AP_XB + 2]) * mag
+    v = (rx * cpf[cp, AP_YB] + ry * cpf[cp, AP_YB + 1] + rz * cpf[cp, AP_YB + 2]) * mag
+    gx = px - cpf[cp, AP_SRC]
+    gy = py - cpf[cp, AP_SRC + 1]
+    gz = pz - cpf[cp, AP_SRC + 2]
+    r_geo = math.sqrt(gx * gx + gy * gy + gz * gz)
+    return mlc_aperture_dose_per_mu(u, v, z_rad_mm, r_geo, cp, boundaries, leaves, jaws, cpf[cp, AP_SC], p)

@@ -1,0 +1,294 @@
+"""Deliverable plan of an optimised fluence plan: arc sequencing, segment-MU re-optimisation on the
+exact aperture doses, normalisation and the protocol verdict (docs/deliverable.md).
+
+make_deliverable(inputs, fluence_plan, settings):
+  1. sequence the plan's beamlet fluence into one aperture per control point within the machine's
+     limits (simsbrt.delivery.sequencing);
+  2. the aperture-dose influence matrix on the optimisation rows (targets, GTV, cord PRV, thecal
+     sac, normal-tissue ring): one exact column per control point (kernels/device/aperture.py),
+     then one column per segment (each segment's MU split over its two control points,
+     simsbrt.delivery.apertures);
+  3. re-optimise the non-negative segment MU with the fluence plan's own objective and goals
+     (FluenceProblem, the same boost goal / prescription), with the same organ-weight rounds as
+     the fluence planner when an organ limit fails; a SIB plan that then breaks a mandatory limit
+     (other than a GTV floor) is first re-optimised with heavier overdose weights at the same
+     goal, then has its boost goal lowered (same apertures: 1 Gy steps, then bisection) to the
+     highest goal that keeps them;
+  4. the dose of the final apertures and MU through the same aperture kernel (exact; on the
+     influence-matrix rows like the fluence plan's dose, or on every voxel with
+     DeliverySettings(dose_voxels="grid")), normalised to the protocol's prescription
+     (PTV_Eval D90%) and evaluated with simsbrt.evaluate.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import scipy.sparse as sp
+
+from simsbrt.delivery.apertures import ApertureDoseEngine, Apertures, cp_mu, segment_matrix
+from simsbrt.delivery.machine import DEFAULT_MACHINE, MachineModel, load_machine
+from simsbrt.delivery.metrics import delivery_metrics
+from simsbrt.delivery.sequencing import DEFAULT_MEDIAN_PAIRS, sequence_plan
+from simsbrt.errors import SpecError
+from simsbrt.evaluate import evaluate_protocol, prescription_scale_factor
+from simsbrt.evaluate.protocol import VIOLATED
+from simsbrt.optimize.plans import PlanResult, plan_metrics
+from simsbrt.optimize.problem import BOOST, CORD_PRV, TARGET, THECAL_SAC, FluenceProblem, ring_mask
+
+DOSE_VOXELS = ("rows", "grid")
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    """machine: a built-in machine name or a machine TOML file; dose_voxels: "rows" (the influence-matrix
+    rows, as the fluence plan's dose) or "grid" (every voxel of the phantom grid); smoothing_mm: Gaussian
+    sigma applied to each angle's fluence before sequencing (0 = none); median_pairs: the median filter of
+    the leaf edges over neighbouring pairs (1 = none; simsbrt.delivery.sequencing)."""
+
+    machine: str = DEFAULT_MACHINE
+    dose_voxels: str = "rows"
+    smoothing_mm: float = 0.0
+    median_pairs: int = DEFAULT_MEDIAN_PAIRS
+
+    def __post_init__(self):
+        if isinstance(self.median_pairs, bool) or not isinstance(self.median_pairs, int) or not 1 <= self.median_pairs <= 9:
+            raise SpecError("median_pairs", f"must be an integer within 1..9 (1 = no filter), got {self.median_pairs!r}")
+        if not (np.isfinite(self.smoothing_mm) and 0.0 <= self.smoothing_mm <= 10.0):
+            raise SpecError("smoothing_mm", f"must be within 0..10 mm, got {self.smoothing_mm}")
+        if self.dose_voxels not in DOSE_VOXELS:
+            raise SpecError("dose_voxels", f"must be one of {', '.join(DOSE_VOXELS)}, got {self.dose_voxels!r}")
+
+
+@dataclass(frozen=True, eq=False)
+class DeliverablePlan(PlanResult):
+    """A PlanResult whose weights are segment MU (whole course) of MLC apertures; delivery holds the rest."""
+
+    delivery: dict = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        doc = super().summary()
+        from simsbrt.delivery.store import delivery_summary
+
+        doc["deliverable"] = delivery_summary(self.delivery)
+        return doc
+
+
+def optimisation_voxels(influence, structures: dict) -> np.ndarray:
+    """The influence rows (flat voxel indices) FluenceProblem optimises on: targets, organs and the ring."""
+    voxels = np.asarray(influence.voxel_indices)
+    used = np.zeros(len(voxels), dtype=bool)
+    for name in (TARGET, BOOST, CORD_PRV, THECAL_SAC):
+        if name in structures:
+            used |= np.asarray(structures[name], bool).ravel()[voxels]
+    if "PTV" in structures:
+        used |= ring_mask(influence.grid, structures).ravel()[voxels]
+    return voxels[used]
+
+
+def plan_goals(fluence_plan: PlanResult, plan_settings):
+    """The fluence plan's goals: its boost goal (SIB) or prescription, organ aims = limit - margin."""
+    protocol = fluence_plan.protocol
+    margin = plan_settings.organ_margin_gy
+    cord = protocol.max_dose_limit_gy(CORD_PRV)
+    sac = protocol.max_dose_limit_gy(THECAL_SAC)
+    boost = fluence_plan.plan_goal_gy if fluence_plan.mode == "sib" else None
+    return plan_settings.goals.with_(boost_gy=boost, prescription_gy=float(protocol.prescription.dose_gy),
+                                     cord_prv_aim_gy=max(cord - margin, 0.0), thecal_sac_aim_gy=max(sac - margin, 0.0))
+
+
+def _seed_segments(fitted_mu: np.ndarray, arc_of_cp: np.ndarray) -> np.ndarray:
+    starts = [c for c in range(len(arc_of_cp) - 1) if arc_of_cp[c + 1] == arc_of_cp[c]]
+    return np.array([0.5 * (fitted_mu[c] + fitted_mu[c + 1]) for c in starts]) + 1e-6
+
+
+def make_deliverable(inputs, fluence_plan: PlanResult, plan_settings, settings: DeliverySettings = DeliverySettings(),
+                     progress=None, machine: MachineModel | None = None) -> DeliverablePlan:
+    """The deliverable version of a fluence plan (module doc)."""
+    from simsbrt.dose.influence import InfluenceMatrix
+
+    say = progress or (lambda message: None)
+    t_start = time.perf_counter()
+    machine = machine or load_machine(settings.machine)
+    phantom = inputs.phantom
+    masks, grid, voxel_cc = phantom.structures, phantom.grid, phantom.grid.voxel_volume_cc
+    beamlets = inputs.influence.beamlets
+    if beamlets is None:
+        raise SpecError("influence", "has no beamlets; cannot sequence apertures")
+    timings = {}
+    t0 = time.perf_counter()
+    apertures, fitted = sequence_plan(beamlets, fluence_plan.weights, inputs.arc_set, machine, settings.smoothing_mm,
+                                      settings.median_pairs)
+    timings["sequence_s"] = time.perf_counter() - t0
+    engine = ApertureDoseEngine(grid, phantom.density, apertures)
+    t0 = time.perf_counter()
+    voxels = optimisation_voxels(inputs.influence, masks)
+    columns = engine.columns(voxels)
+    to_segments = segment_matrix(apertures.arc_of_cp)
+    seg_columns = (columns.astype(np.float64) @ to_segments).astype(np.float32)
+    timings["aperture_matrix_s"] = time.perf_counter() - t0
+    say(f"{apertures.n_control_points} apertures on {machine.name}; exact aperture doses on {len(voxels)} "
+        f"optimisation voxels in {timings['aperture_matrix_s']:.1f} s; re-optimising {to_segments.shape[1]} segment MU")
+    influence = InfluenceMatrix(sp.csr_matrix(seg_columns), voxels, grid, "cpu", "cpu")
+    problem = FluenceProblem.build(influence, masks, pairs=np.zeros((0, 2), dtype=np.int64), merge_columns=False)
+    protocol = fluence_plan.protocol
+    goals = plan_goals(fluence_plan, plan_settings)
+    t0 = time.perf_counter()
+    solve = _SegmentSolver(problem, seg_columns, voxels, protocol, masks, grid, plan_settings)
+    seg, evaluation = solve(goals, _seed_segments(fitted, apertures.arc_of_cp))
+    goal_note, deliverable_goal = "", goals.boost_gy
+    if fluence_plan.mode == "sib" and goals.boost_gy is not None and _blocking(evaluation):
+        seg, evaluation, goal_note = _cool_hot_spots(solve, goals, seg, evaluation, say)
+    if fluence_plan.mode == "sib" and goals.boost_gy is not None and _blocking(evaluation):
+        seg, evaluation, deliverable_goal, goal_note = _lower_boost(solve, goals, seg, evaluation, plan_settings, say)
+    n_iter = solve.n_iter
+    timings["optimise_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    mu_cp = cp_mu(seg, apertures.arc_of_cp)
+    dose_at = None if settings.dose_voxels == "grid" else inputs.influence.voxel_indices
+    dose = engine.dose_grid(mu_cp, dose_at)
+    factor = prescription_scale_factor(protocol, dose, masks, voxel_cc)
+    seg, mu_cp = seg * factor, mu_cp * factor
+    dose = (dose * factor).astype(np.float32)
+    evaluation = evaluate_protocol(protocol, dose, masks, voxel_cc)
+    metrics = plan_metrics(dose, masks, voxel_cc)
+    timings["final_dose_s"] = time.perf_counter() - t0
+    timings["deliverable_s"] = time.perf_counter() - t_start
+    numbers = delivery_metrics(apertures, seg, protocol.n_fractions)
+    delivery = {**numbers, "dose_voxels": settings.dose_voxels, "boost_goal_gy": deliverable_goal,
+                "n_apertures": apertures.n_control_points, "n_segments": int(len(seg)), "segment_mu": seg,
+                "mu_per_cp": mu_cp, "apertures": apertures}
+    say(f"deliverable {fluence_plan.mode}: {'feasible' if evaluation.feasible else 'NOT feasible'}, "
+        f"{numbers['mu_per_fraction']:.0f} MU/fx, {numbers['delivery_time_s_per_fraction']:.0f} s/fx, "
+        f"MCS {numbers['mcs']:.3f}")
+    binding = tuple(evaluation.violated_limits)
+    return DeliverablePlan(
+        fluence_plan.mode, protocol, seg, dose, evaluation, metrics, bool(evaluation.feasible), binding,
+        fluence_plan.boost_goal_gy, fluence_plan.prescription_gy, fluence_plan.cord_prv_limit_gy, fluence_plan.search,
+        n_iter, "cpu", "cpu", {**fluence_plan.timings_s, **timings},
+        f"deliverable version of the fluence plan{goal_note} (fluence plan: {fluence_plan.search_stop})",
+        deliverable_goal if fluence_plan.mode == "sib" else fluence_plan.plan_goal_gy,
+        fluence_plan.boost_policy, fluence_plan.floor_conflicts, delivery=delivery)
+
+
+class _SegmentSolver:
+    """Optimise the segment MU at given goals, normalise on the optimisation rows (they hold every voxel of
+    PTV_Eval, GTV, cord PRV and thecal sac, so the protocol's metrics are exact there) and evaluate; heavier
+    organ weights while an organ limit fails (as the fluence planner's rounds)."""
+
+    def __init__(self, problem, seg_columns, voxels, protocol, masks, grid, plan_settings):
+        self.problem, self.seg_columns, self.voxels = problem, seg_columns, voxels
+        self.protocol, self.masks, self.grid, self.settings = protocol, masks, grid, plan_settings
+        self.n_iter = 0
+
+    def evaluate(self, seg):
+        dose = np.zeros(self.grid.n_voxels, dtype=np.float32)
+        dose[self.voxels] = self.seg_columns @ seg
+        dose = dose.reshape(self.grid.shape)
+        factor = prescription_scale_factor(self.protocol, dose, self.masks, self.grid.voxel_volume_cc)
+        return seg * factor, evaluate_protocol(self.protocol, (dose * factor).astype(np.float32), self.masks,
+                                               self.grid.voxel_volume_cc)
+
+    def __call__(self, goals, seg0):
+        first = None
+        seg = seg0
+        for _ in range(self.settings.organ_rounds + 1):
+            result = self.problem.optimise(goals, seg, self.settings.solver, self.settings.solver_options)
+            self.n_iter += result.n_iter
+            seg = np.asarray(result.x, dtype=np.float64)
+            candidate = self.evaluate(seg)
+            first = first or candidate
+            if not any(r.status == VIOLATED and r.structure in (CORD_PRV, THECAL_SAC) for r in candidate[1].rows):
+                return candidate
+            goals = goals.with_(weights=replace(goals.weights, organ_overdose=5.0 * goals.weights.organ_overdose))
+        return first
+
+
+def _blocking(evaluation) -> tuple[str, ...]:
+    """Violated mandatory limits other than GTV floors (those a lower boost goal cannot help)."""
+    return tuple(r.limit_name for r in evaluation.rows if r.status == VIOLATED
+                 and not (r.structure == BOOST and r.mandatory is not None and r.mandatory.max_value is None))
+
+
+GOAL_STEP_GY = 1.0
+HOT_SPOT_ROUNDS = 2
+
+
+def _cool_hot_spots(solve, goals, seg, evaluation, say):
+    """First remedy at the same boost goal: up to HOT_SPOT_ROUNDS re-optimisations with the target and GTV
+    overdose weights x 5 per round (the hot spot is what one aperture per control point worsens)."""
+    failing = _blocking(evaluation)
+    weights = goals.weights
+    for k in range(1, HOT_SPOT_ROUNDS + 1):
+        heavier = replace(weights, boost_overdose=weights.boost_overdose * 5.0 ** k,
+                          target_overdose=weights.target_overdose * 5.0 ** k)
+        trial_seg, trial_ev = solve(goals.with_(weights=heavier), seg)
+        blocked = _blocking(trial_ev)
+        say(f"deliverable: hot-spot round {k} (overdose weights x {5 ** k}) -> {'; '.join(blocked) or 'meets the limits'}")
+        if not blocked:
+            return trial_seg, trial_ev, (f" with overdose weights x {5 ** k} (at the standard weights it violates "
+                                         f"{'; '.join(failing)})")
+    return seg, evaluation, ""
+
+
+def _lower_boost(solve, goals, seg, evaluation, plan_settings, say):
+    """The deliverable SIB plan breaks a limit at the fluence plan's boost goal (its apertures are less
+    homogeneous): lower the goal in GOAL_STEP_GY steps down to the bottom of the boost range, re-optimising
+    the segment MU of the same apertures, until a goal breaks nothing blocking (the scan stops early once only
+    organ limits fail: lowering the boost cannot cure those); then bisect between that goal and the step
+    above (plan_settings.n_bisections times) and keep the highest acceptable goal."""
+    lo, top = float(plan_settings.boost_range_gy[0]), float(goals.boost_gy)
+    failing = _blocking(evaluation)
+    best, fail_goal, goal = None, top, top - GOAL_STEP_GY
+    while goal >= lo - 1e-9 and best is None:
+        trial_seg, trial_ev = solve(goals.with_(boost_gy=goal), seg)
+        blocked = _blocking(trial_ev)
+        say(f"deliverable: GTV boost goal {goal:.2f} Gy -> {'; '.join(blocked) or 'meets the limits'}")
+        if not blocked:
+            best = (trial_seg, trial_ev, goal)
+        elif all(name.split(" ")[0] in (CORD_PRV, THECAL_SAC) for name in blocked):
+            break            # only an organ limit fails now: a still lower boost goal is no remedy
+        else:
+            fail_goal, goal = goal, goal - GOAL_STEP_GY
+    if best is None:
+        return seg, evaluation, top, (f" (it violates {'; '.join(failing)} at the fluence plan's GTV boost goal "
+                                      f"{top:.2f} Gy; lower goals on the same apertures down to {goal:.2f} Gy "
+                                      f"did not meet every limit)")
+    for _ in range(int(plan_settings.n_bisections)):
+        mid = 0.5 * (best[2] + fail_goal)
+        mid_seg, mid_ev = solve(goals.with_(boost_gy=mid), best[0])
+        blocked = _blocking(mid_ev)
+        say(f"deliverable: GTV boost goal {mid:.2f} Gy -> {'; '.join(blocked) or 'meets the limits'}")
+        if blocked:
+            fail_goal = mid
+        else:
+            best = (mid_seg, mid_ev, mid)
+    return best[0], best[1], best[2], (f" at a lower GTV boost goal {best[2]:.2f} Gy: at the fluence plan's goal "
+                                       f"{top:.2f} Gy it violates {'; '.join(failing)}")
+
+
+COMPARED = (("GTV", "D50%"), ("GTV", "D98%"), ("GTV", "D2%"), ("PTV_Eval", "D90%"), ("PTV_Eval", "D2%"),
+            (CORD_PRV, "D0.03cc"), (THECAL_SAC, "D0.03cc"))
+
+
+def fluence_vs_deliverable(fluence_plan: PlanResult, deliverable: DeliverablePlan) -> dict:
+    """The side-by-side numbers: DVH metrics of both, the change (deliverable - fluence), delivery numbers."""
+    rows = []
+    for structure, metric in COMPARED:
+        a = fluence_plan.metrics.get(structure, {}).get(metric)
+        b = deliverable.metrics.get(structure, {}).get(metric)
+        rows.append({"structure": structure, "metric": metric, "fluence_gy": a, "deliverable_gy": b,
+                     "change_gy": None if a is None or b is None else b - a})
+    d = deliverable.delivery
+    return {"mode": fluence_plan.mode, "fluence_feasible": fluence_plan.feasible,
+            "fluence_boost_goal_gy": fluence_plan.plan_goal_gy if fluence_plan.mode == "sib" else None,
+            "deliverable_boost_goal_gy": d.get("boost_goal_gy") if fluence_plan.mode == "sib" else None,
+            "deliverable_search_stop": deliverable.search_stop,
+            "deliverable_feasible": deliverable.feasible,
+            "deliverable_violated": list(deliverable.evaluation.violated_limits), "metrics": rows,
+            "mu_per_fraction": d["mu_per_fraction"], "delivery_time_s_per_fraction": d["delivery_time_s_per_fraction"],
+            "mcs": d["mcs"], "max_leaf_speed_mm_per_s": d["max_leaf_speed_mm_per_s"], "machine": d["machine"],
+            "calibration": d["calibration"],
+            "fluence_plan_s": float(fluence_plan.timings_s.get("plan_s", float("nan"))),
+            "deliverable_s": float(deliverable.timings_s.get("deliverable_s", float("nan")))}
