@@ -7,7 +7,7 @@
     so an unknown or abbreviated option, a missing required option or a bad choice fails;
   - README.md stays under README_MAX_CHARS characters (it is the front door; the reference is in docs/);
   - every relative link in README.md and docs/ resolves to a file or folder of the repository (and
-    a #heading in a page to one of its headings), except the RESERVED_DOCS that other branches add (one list, delete entries as they land).
+    a #heading in a page to one of its headings).
 """
 from __future__ import annotations
 
@@ -24,9 +24,6 @@ ROOT = Path(__file__).resolve().parents[1]
 README_MAX_CHARS = 12_000
 # Documentation pages written on other branches and linked before they arrive; the integrator
 # deletes an entry when its file is merged (then its links are checked like every other).
-RESERVED_DOCS = frozenset({
-    "docs/final-dose.md", "docs/speed.md", "docs/input-validation.md", "docs/deliverable.md",
-})
 FENCE = re.compile(r"^(\s*)(```|~~~)(.*)$")
 LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)|!\[[^\]]*\]\(([^)\s]+)\)")
 SEPARATORS = {"&&", "||", "|", ";", "&"}
@@ -132,7 +129,7 @@ def check_commands(path: Path, text: str, root: Path = ROOT) -> list[Problem]:
     return problems
 
 
-def check_links(path: Path, text: str, root: Path = ROOT, reserved=RESERVED_DOCS) -> list[Problem]:
+def check_links(path: Path, text: str, root: Path = ROOT) -> list[Problem]:
     problems = []
     in_fence = False
     for number, line in enumerate(text.splitlines(), 1):
@@ -150,8 +147,6 @@ def check_links(path: Path, text: str, root: Path = ROOT, reserved=RESERVED_DOCS
                 relative = resolved.relative_to(root.resolve()).as_posix()
             except ValueError:
                 problems.append(Problem(_rel(path, root), number, f"link {target} leaves the repository"))
-                continue
-            if relative in reserved:
                 continue
             if not resolved.exists():
                 problems.append(Problem(_rel(path, root), number, f"link {target}: {relative} does not exist"))
