@@ -179,6 +179,7 @@ class PlanResult:
     floor_conflicts: tuple[FloorConflict, ...] = ()   # GTV floors still violated vs the organ limits capping them
     final_dose: dict = field(default_factory=dict)      # how dose_gy was made (simsbrt.optimize.correction)
     final_minus_optimiser_gy: dict = field(default_factory=dict)  # "GTV D50%" -> exact - optimiser dose (Gy)
+    backend_reason: str = ""     # why this backend ran (e.g. auto fell back to the CPU: the CUDA self-test's reason)
 
     def summary(self) -> dict:
         """The JSON document of the CLI contract (plus search details)."""
@@ -186,6 +187,7 @@ class PlanResult:
             "mode": self.mode,
             "backend": self.backend,
             "device": self.device,
+            "backend_reason": self.backend_reason,
             "protocol_name": self.protocol.name,
             "protocol_definition": self.protocol.to_dict(),    # the protocol in force (organ overrides applied)
             "metrics": self.metrics,
@@ -750,4 +752,4 @@ def make_plan(inputs: PlanInputs, mode: str, settings: PlanSettings = PlanSettin
                       inputs.backend.name, inputs.backend.device, timings, search_stop,
                       float(cand.goal_gy) if cand is not None else None,
                       settings.boost_policy if mode == "sib" else None, tuple(conflicts),
-                      fin.record, fin.differences)
+                      fin.record, fin.differences, inputs.backend.reason)
