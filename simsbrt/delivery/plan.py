@@ -238,7 +238,9 @@ def _lower_boost(solve, goals, seg, evaluation, plan_settings, say):
     the segment MU of the same apertures, until a goal breaks nothing blocking (the scan stops early once only
     organ limits fail: lowering the boost cannot cure those); then bisect between that goal and the step
     above (plan_settings.n_bisections times) and keep the highest acceptable goal."""
-    lo, top = float(plan_settings.boost_range_gy[0]), float(goals.boost_gy)
+    from simsbrt.optimize.plans import plan_numbers
+
+    lo, top = float(plan_numbers(plan_settings).boost_range_gy[0]), float(goals.boost_gy)   # the protocol's range
     failing = _blocking(evaluation)
     best, fail_goal, goal = None, top, top - GOAL_STEP_GY
     while goal >= lo - 1e-9 and best is None:
