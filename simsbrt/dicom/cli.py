@@ -16,7 +16,7 @@ def _file_kind(path: Path) -> str:
         with h5py.File(path, "r") as f:
             return str(f.attrs.get("kind", ""))
     except (OSError, RuntimeError, KeyError):
-        raise SpecError("input", f"not a readable HDF5 file: {path}") from None
+        raise SpecError("input", f"not an HDF5 file (or not readable): {path}") from None
 
 
 def run_export_dicom(args) -> int:

@@ -50,14 +50,16 @@ def file_kind(path) -> str:
     p = Path(path)
     if not p.is_file():
         raise SpecError("file", f"{p}: no such file")
+    from simsbrt.io.h5file import attr_str
+
     try:
         with h5py.File(p, "r") as f:
-            kind = f.attrs.get("kind")
-    except OSError as exc:
+            kind = attr_str(f, "kind", str(p)) if "kind" in f.attrs else None
+    except (OSError, RuntimeError) as exc:
         raise SchemaError(f"{p}: not an HDF5 file ({exc})") from None
     if kind not in ("plan", "phantom"):
         raise SchemaError(f"{p}: kind {kind!r}: simsbrt view shows PLAN.h5 and PHANTOM.h5 files")
-    return str(kind)
+    return kind
 
 
 def load_view_file(path) -> ViewFile:
