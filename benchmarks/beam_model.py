@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 import tomllib
@@ -34,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine_line  # noqa: E402
+from common import git_commit, machine_line  # noqa: E402
 
 from simsbrt.dose.beam_check import (  # noqa: E402
     SHOULDER_FRACTION, Layer, epl_axis_dose, layer_at, output_factor, profile_metrics,
@@ -247,19 +246,6 @@ def summary(rows: list[Row]) -> str:
     return f"{n_pass} pass, {n_fail} fail, {n_na} without reference ({n_fit} of the compared rows are fitted data)"
 
 
-def _commit() -> str:
-    root = Path(__file__).resolve().parents[1]
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
-                                ":!benchmarks/results"],  # the results file being written is not code
-                               cwd=root, capture_output=True, text=True, check=True).stdout.strip()
-        return head + (" (uncommitted changes)" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def print_slab(doc: dict, results: list[SlabResult]) -> None:
     slab = doc["slab"]
     layers = _layers(slab)
@@ -345,7 +331,7 @@ def main(argv=None) -> int:
     command = "python benchmarks/beam_model.py" + (" --quick" if args.quick else "") + (
         f" --backend {args.backend}" if args.backend != "cpu" else "")
     print(f"# command: {command}")
-    print(f"# commit: {_commit()}; date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print(f"# commit: {git_commit()}; date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     print(f"# machine: {machine_line()}; load average at start {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     beam = load_beam_model()
     print(f"# beam model: {beam.name} (simsbrt/dose/data/beam_6mv.json); reference data: "

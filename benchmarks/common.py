@@ -5,7 +5,9 @@ import os
 import platform
 import resource
 import statistics
+import subprocess
 import time
+from pathlib import Path
 
 
 def timed_runs(fn, repeats: int = 3, warmup: int = 1):
@@ -28,6 +30,20 @@ def peak_rss_mib() -> float:
 
 def machine_line() -> str:
     return f"{platform.node()} | {platform.processor() or platform.machine()} | {os.cpu_count()} cores | Python {platform.python_version()}"
+
+
+def git_commit() -> str:
+    """The checked-out commit (short hash), marked when tracked code differs from it (results files excluded)."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                              check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                ":!benchmarks/results"], cwd=root, capture_output=True, text=True, check=True,
+                               timeout=10).stdout.strip()
+        return head + (" (uncommitted changes)" if dirty else "")
+    except (OSError, subprocess.CalledProcessError, subprocess.TimeoutExpired):
+        return "unknown"
 
 
 def print_table(rows: list[dict], columns: list[str]) -> None:

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import machine_line, peak_rss_mib, print_table  # noqa: E402
+from common import git_commit, machine_line, peak_rss_mib, print_table  # noqa: E402
 
 from simsbrt.delivery.plan import DeliverySettings, fluence_vs_deliverable, make_deliverable  # noqa: E402
 from simsbrt.geometry.arcs import default_arc_set  # noqa: E402
@@ -46,7 +45,7 @@ def main(argv=None) -> int:
     ap.add_argument("--modes", default="uniform,sib", help="comma-separated plan modes")
     ap.add_argument("--smoothing-mm", type=float, default=0.0)
     args = ap.parse_args(argv)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = git_commit()
     print(f"deliverable benchmark: {args.phantom}, {args.spacing_mm} mm grid, two full arcs "
           f"({args.arc_spacing_deg:g} deg), {args.beamlet_mm:g} mm beamlets, machine {args.machine}, "
           f"dose voxels {args.dose_voxels}, leaf-edge median over {args.median_pairs} pairs, fluence smoothing "

@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import machine_line, peak_rss_mib, print_table, timed_runs  # noqa: E402
+from common import git_commit, machine_line, peak_rss_mib, print_table, timed_runs  # noqa: E402
 
 from simsbrt.geometry.arcs import default_arc_set  # noqa: E402
 from simsbrt.optimize.correction import DIFFERENCE_METRICS  # noqa: E402
@@ -35,14 +34,6 @@ from simsbrt.phantom import build_phantom, load_spec  # noqa: E402
 
 def _load() -> str:
     return "/".join(f"{x:.1f}" for x in os.getloadavg())
-
-
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).resolve().parent, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def main() -> int:
@@ -57,7 +48,7 @@ def main() -> int:
     args = ap.parse_args()
 
     print(f"# command: python benchmarks/final_dose.py {' '.join(sys.argv[1:])}".rstrip())
-    print(f"# commit {_commit()}; {machine_line()}; load average (1/5/15 min) at start {_load()}")
+    print(f"# commit {git_commit()}; {machine_line()}; load average (1/5/15 min) at start {_load()}")
     print(f"# {args.phantom}, {args.spacing_mm} mm grid, two full arcs (4 deg), 2.5 mm beamlets; backend {args.backend}")
     spec = load_spec(args.phantom)
     if args.spacing_mm != spec.grid.spacing_mm:

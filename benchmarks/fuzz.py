@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,19 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import machine_line  # noqa: E402
+from benchmarks.common import git_commit, machine_line  # noqa: E402
 from tests.fuzz.harness import FAILURES, OUTCOMES, run_case  # noqa: E402
 from tests.fuzz.mutations import FAMILIES, make_cases  # noqa: E402
-
-
-def _commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True).stdout.strip()
-        return out.stdout.strip() + (" (uncommitted changes)" if dirty else "")
-    except OSError:
-        return "unknown"
 
 
 def warm_up(assets: Path) -> float:
@@ -74,7 +63,7 @@ def main(argv=None) -> int:
     warm_s = 0.0 if args.subprocess else warm_up(assets)
     cases = make_cases(args.cases, args.seed, assets, args.family)
     print(f"--- command: python benchmarks/fuzz.py {' '.join(sys.argv[1:] if argv is None else argv)}")
-    print(f"# simsbrt fuzz | commit {_commit()} | {machine_line()}")
+    print(f"# simsbrt fuzz | commit {git_commit()} | {machine_line()}")
     print(f"# load average at start {os.getloadavg()[0]:.2f}; {len(cases)} cases, seed {args.seed}, "
           f"{'fresh interpreter' if args.subprocess else 'forked from a warmed parent'} per case; "
           f"assets + warm-up {time.perf_counter() - t_start:.1f} s")

@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -38,7 +37,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import machine_line, print_table  # noqa: E402
+from common import git_commit, machine_line, print_table  # noqa: E402
 
 PDD_TOL_PERCENT = 0.1          # PDD points, GPU vs CPU
 PRODUCT_RTOL = 1e-3            # max |D_gpu w - D_cpu w| / max |D_cpu w|
@@ -290,7 +289,7 @@ def main(argv=None) -> int:
     print(f"# simsbrt GPU acceptance: backend {backend.name} on {backend.device}"
           f"{' (tiny inputs)' if args.tiny else ''}{' (simulator: times mean nothing)' if backend.name == 'cudasim' else ''}")
     print(f"# command: python benchmarks/gpu_acceptance.py {' '.join(argv if argv is not None else sys.argv[1:])}")
-    print(f"# {machine_line()}; load average at start {os.getloadavg()[0]:.1f}; commit {_commit()}")
+    print(f"# {machine_line()}; load average at start {os.getloadavg()[0]:.1f}; commit {git_commit()}")
     table, memory = Table(), MemoryWatch()
     memory.sample()
     stage_compile(table, backend.name, backend.device)
@@ -311,14 +310,6 @@ def main(argv=None) -> int:
         Path(args.details).write_text(json.dumps({"backend": backend.name, "device": backend.device,
                                                   "rows": table.rows, **details}, default=float))
     return 1 if failed else 0
-
-
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).resolve().parent, timeout=10).stdout.strip() or "unknown"
-    except Exception:  # noqa: BLE001
-        return "unknown"
 
 
 if __name__ == "__main__":

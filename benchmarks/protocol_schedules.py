@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import machine_line, peak_rss_mib, print_table  # noqa: E402
+from common import git_commit, machine_line, peak_rss_mib, print_table  # noqa: E402
 
 from simsbrt.evaluate import evaluate_protocol  # noqa: E402
 from simsbrt.geometry.arcs import default_arc_set  # noqa: E402
@@ -28,14 +27,6 @@ from simsbrt.phantom import build_phantom, load_spec  # noqa: E402
 MODES = ("uniform", "uniform_escalated", "sib")
 COLUMNS = ["protocol", "fx", "mode", "feasible", "Rx Gy", "boost/esc goal", "PTV D90", "PTV D98", "PTV D2",
            "GTV D50", "GTV D98", "GTV D2", "PRV D0.03cc", "PRV limit", "binding", "s"]
-
-
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).resolve().parent, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def _fmt(value) -> str:
@@ -76,7 +67,7 @@ def main(argv=None) -> int:
           f"{args.beamlet_mm:g} mm beamlets, {args.search_steps} search bisections, backend {args.backend}; "
           f"PlanSettings defaults otherwise (boost policy {PlanSettings().boost_policy})")
     print("command: python benchmarks/protocol_schedules.py " + " ".join(argv if argv is not None else sys.argv[1:]))
-    print(f"commit {_commit()} | {machine_line()} | load average at start {os.getloadavg()[0]:.2f} "
+    print(f"commit {git_commit()} | {machine_line()} | load average at start {os.getloadavg()[0]:.2f} "
           "(shared machine: timings are loaded-machine numbers)")
     t0 = time.perf_counter()
     phantom = build_phantom(load_spec(args.phantom).with_spacing(args.spacing_mm))
