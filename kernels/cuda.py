@@ -186,7 +186,7 @@ def to_host(array):
 _fluence_pair_dose = dev.fluence_pair_dose
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _fluence_dose_kernel(points, depths, cpf, cpi, pitch, params, fluence, fl0, box, wmax, reach_nsigma, outside,
                          out, bound):
     i = cuda.grid(1)

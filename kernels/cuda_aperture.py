@@ -13,7 +13,7 @@ from .cuda import THREADS_PER_BLOCK, _blocks, _dev, _xp, dev
 _mlc_point_dose_per_mu = dev.mlc_point_dose_per_mu
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _columns_kernel(points, depths, cp_geom, cpf, boundaries, leaves, jaws, params, out):
     c = cuda.grid(1)
     n = points.shape[0]
@@ -26,7 +26,7 @@ def _columns_kernel(points, depths, cp_geom, cpf, boundaries, leaves, jaws, para
                                         boundaries, leaves, jaws, params)
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _dose_kernel(points, depths, cp_geom, cpf, boundaries, leaves, jaws, params, mu_per_cp, out):
     i = cuda.grid(1)
     if i >= points.shape[0]:
