@@ -398,16 +398,15 @@ def arc_deliveries(arc_set, weights_mu: np.ndarray, columns: dict) -> list[ArcDe
     return out
 
 
-def rtplan_dataset(arcs: list[ArcDelivery], isocentre_mm, n_fractions: int, prescription_gy: float | None,
-                   ctx: ExportContext, label: str, prescription_label: str = "PTV_Eval D90%",
-                   protocol_text: str = ""):
-    """RT Plan: one DYNAMIC 6 MV photon beam per arc (control points, meterset weights, jaws; no MLC)."""
+def _rtplan_header(ctx: ExportContext, label: str, series_description: str, plan_description: str,
+                   prescription_gy: float | None, prescription_label: str, protocol_text: str):
+    """The RT Plan module every simsbrt RTPLAN shares: label, approval, structure-set and setup references,
+    the prescription (DoseReferenceSequence) and the protocol text (PrescriptionDescription)."""
     ds = _new_dataset(ctx, "RTPLAN", RT_PLAN_STORAGE, ctx.uids.uid("rtplan"), ctx.uids.uid("rtplan_series"), 3,
-                      "simsbrt plan (fluence map; no leaf sequence)")
+                      series_description)
     ds.RTPlanLabel = label[:16]
     ds.RTPlanName = label[:64]
-    ds.RTPlanDescription = ("simsbrt fluence-map plan: control points carry gantry angles and cumulative meterset "
-                            "weights of beamlet MU; no MLC leaf positions. Not deliverable.")
+    ds.RTPlanDescription = plan_description[:1024]
     ds.RTPlanDate, ds.RTPlanTime = ctx.date, ctx.time
     ds.RTPlanGeometry = "PATIENT"
     ds.ApprovalStatus = "UNAPPROVED"
@@ -421,6 +420,17 @@ def rtplan_dataset(arcs: list[ArcDelivery], isocentre_mm, n_fractions: int, pres
             TargetPrescriptionDose=ds_number(prescription_gy))])
     if protocol_text:
         ds.PrescriptionDescription = protocol_text[:1024]
+    return ds
+
+
+def rtplan_dataset(arcs: list[ArcDelivery], isocentre_mm, n_fractions: int, prescription_gy: float | None,
+                   ctx: ExportContext, label: str, prescription_label: str = "PTV_Eval D90%",
+                   protocol_text: str = ""):
+    """RT Plan: one DYNAMIC 6 MV photon beam per arc (control points, meterset weights, jaws; no MLC)."""
+    ds = _rtplan_header(ctx, label, "simsbrt plan (fluence map; no leaf sequence)",
+                        "simsbrt fluence-map plan: control points carry gantry angles and cumulative meterset "
+                        "weights of beamlet MU; no MLC leaf positions. Not deliverable.",
+                        prescription_gy, prescription_label, protocol_text)
     iso = _coords(isocentre_mm)
     beams, refs = [], []
     for b, arc in enumerate(arcs, start=1):
@@ -480,7 +490,7 @@ def mlc_beam_meterset_mu(delivery: dict, n_fractions: int) -> np.ndarray:
 
 
 def rtplan_mlc_dataset(delivery: dict, n_fractions: int, prescription_gy: float | None, ctx: ExportContext,
-                       label: str):
+                       label: str, prescription_label: str = "PTV_Eval D90%", protocol_text: str = ""):
     """RT Plan of a deliverable plan: one DYNAMIC arc beam per arc, one DICOM control point per simsbrt
     control point (gantry angle, MLCX leaves, static ASYMX / ASYMY jaws, cumulative meterset weight of the
     segments before it, the dose rate of the segment after it) and the beam meterset in machine MU per
@@ -492,23 +502,10 @@ def rtplan_mlc_dataset(delivery: dict, n_fractions: int, prescription_gy: float 
     machine = aps.machine
     seg_fx = np.asarray(delivery["segment_mu"], dtype=np.float64) / n_fractions
     rate = 60.0 * seg_fx / np.maximum(segment_times_s(aps, seg_fx), 1e-9)      # MU/min of each segment
-    ds = _new_dataset(ctx, "RTPLAN", RT_PLAN_STORAGE, ctx.uids.uid("rtplan"), ctx.uids.uid("rtplan_series"), 3,
-                      "simsbrt deliverable VMAT plan (MLC apertures)")
-    ds.RTPlanLabel = label[:16]
-    ds.RTPlanName = label[:64]
-    ds.RTPlanDescription = (f"simsbrt deliverable VMAT on {machine.name}: one MLC aperture per control point, "
-                            f"machine MU ({machine.calibration_gy_per_mu * 100:g} cGy/MU at dmax, SSD 100, 10 x 10)")[:1024]
-    ds.RTPlanDate, ds.RTPlanTime = ctx.date, ctx.time
-    ds.RTPlanGeometry = "PATIENT"
-    ds.ApprovalStatus = "UNAPPROVED"
-    ds.ReferencedStructureSetSequence = _sequence([_item(ReferencedSOPClassUID=RT_STRUCTURE_SET_STORAGE,
-                                                         ReferencedSOPInstanceUID=ctx.uids.uid("rtstruct"))])
-    ds.PatientSetupSequence = _sequence([_item(PatientSetupNumber=1, PatientPosition="HFS")])
-    if prescription_gy is not None:
-        ds.DoseReferenceSequence = _sequence([_item(
-            DoseReferenceNumber=1, DoseReferenceUID=ctx.uids.uid("dose_reference"), DoseReferenceStructureType="SITE",
-            DoseReferenceDescription="PTV_Eval D90%", DoseReferenceType="TARGET",
-            TargetPrescriptionDose=ds_number(prescription_gy))])
+    ds = _rtplan_header(ctx, label, "simsbrt deliverable VMAT plan (MLC apertures)",
+                        f"simsbrt deliverable VMAT on {machine.name}: one MLC aperture per control point, machine MU "
+                        f"({machine.calibration_gy_per_mu * 100:g} cGy/MU at dmax, SSD 100, 10 x 10)",
+                        prescription_gy, prescription_label, protocol_text)
     beams, refs, s = [], [], 0
     for b, arc in enumerate(aps.arc_slices(), start=1):
         n = arc.stop - arc.start
@@ -655,15 +652,16 @@ def export_plan(plan_path, out_dir, overwrite: bool = False,
     n_fractions = protocol["n_fractions"]
     prescription_gy = plan.summary.get("prescription_gy")       # PTV_Eval D90% goal (escalated: reached)
     rx = protocol["prescription"]
+    prescription = {"prescription_label": f"{rx['structure']} {rx['metric']}",
+                    "protocol_text": f"protocol {protocol['name']} ({protocol.get('origin', '')}): {rx['structure']} "
+                                     f"{rx['metric']} = {prescription_gy:g} Gy in {n_fractions} fractions; "
+                                     + protocol.get("description", "")}
     if plan.delivery is not None:     # a deliverable plan: MLC apertures, machine MU
-        rp = rtplan_mlc_dataset(plan.delivery, n_fractions, prescription_gy, ctx, label=f"{plan.mode}")
+        rp = rtplan_mlc_dataset(plan.delivery, n_fractions, prescription_gy, ctx, label=f"{plan.mode}",
+                                **prescription)
         meterset = tuple(float(m) for m in mlc_beam_meterset_mu(plan.delivery, n_fractions))
     else:
-        rp = rtplan_dataset(arcs, iso, n_fractions, prescription_gy, ctx, label=f"{plan.mode}",
-                            prescription_label=f"{rx['structure']} {rx['metric']}",
-                            protocol_text=f"protocol {protocol['name']} ({protocol.get('origin', '')}): "
-                                          f"{rx['structure']} {rx['metric']} = {prescription_gy:g} Gy in "
-                                          f"{n_fractions} fractions; " + protocol.get("description", ""))
+        rp = rtplan_dataset(arcs, iso, n_fractions, prescription_gy, ctx, label=f"{plan.mode}", **prescription)
         meterset = tuple(a.total_mu / n_fractions for a in arcs)
     files["RTPLAN"] = [write_dataset(rp, out_dir / "RP.dcm")]
     rd, scaling = rtdose_dataset(phantom, plan.dose_gy, ctx)
