@@ -181,3 +181,31 @@ def fluence_dose(points, depths, cpf, cpi, pitch, params, fluence, fl0, box, wma
     _fluence_dose_kernel(points, depths, cpf, cpi, float(pitch), params, fluence, fl0, box, wmax, float(reach_nsigma),
                          float(outside), out, bound)
     return out, bound
+
+
+_fluence_column_dose = dev.fluence_column_dose
+
+
+@njit(parallel=True, cache=True)
+def _fluence_column_kernel(points, depths, columns, cpf, cpi, pitch, params, fluence, fl0, box, wmax, reach_nsigma,
+                           outside, shared, width, out, bound):
+    for c in prange(columns.shape[0] - 1):
+        fx = np.empty(SCRATCH)
+        fy = np.empty(SCRATCH)
+        r1 = np.empty(width)
+        r2 = np.empty(width)
+        _fluence_column_dose(columns[c], columns[c + 1], points, depths, cpf, cpi, pitch, params, fluence, fl0, box,
+                             wmax, reach_nsigma, outside, shared, fx, fy, r1, r2, out, bound)
+
+
+def fluence_column_dose(points, depths, columns, cpf, cpi, pitch, params, fluence, fl0, box, wmax, reach_nsigma,
+                        outside, shared):
+    """fluence_dose for points grouped in grid columns: column c is points[columns[c]:columns[c + 1]] (same x, y);
+    shared[cp] = 1 where control point cp's u does not depend on z (kernels/device/fluence.py)."""
+    out = np.empty(points.shape[0], dtype=np.float64)
+    bound = np.empty(points.shape[0], dtype=np.float64)
+    width = max(1, int(np.max(box[:, 3] - box[:, 2], initial=1)))
+    _fluence_column_kernel(points, depths, np.asarray(columns, dtype=np.int64), cpf, cpi, float(pitch), params,
+                           fluence, fl0, box, wmax, float(reach_nsigma), float(outside),
+                           np.asarray(shared, dtype=np.int64), width, out, bound)
+    return out, bound
