@@ -57,3 +57,21 @@ def test_unknown_kernel_names_the_field():
     beamlets = build_beamlets(arcs, phantom.grid, phantom.structures["PTV"])
     with pytest.raises(SpecError, match="kernel"):
         final_dose(phantom, beamlets, np.ones(beamlets.n_beamlets), kernel="fast")
+
+
+def test_recomputed_voxels_in_several_chunks(monkeypatch):
+    """Voxels whose window bound is too loose are recomputed in every chunk, not only the first (a 1-sigma window
+    makes the bound too loose almost everywhere; small chunks make many of them)."""
+    import simsbrt.dose.final as final
+
+    phantom = _phantom(6.0)
+    arcs = arc_set_from_dict({"arc": [{"gantry_start_deg": 181, "gantry_stop_deg": 179, "spacing_deg": 60}]})
+    beamlets = build_beamlets(arcs, phantom.grid, phantom.structures["PTV"])
+    w = _weights(beamlets.n_beamlets)
+    untruncated = final_dose(phantom, beamlets, w, region="grid", primary_window_nsigma=0.0)
+    monkeypatch.setattr(final, "REACH_NSIGMA", 1.0)
+    monkeypatch.setattr(final, "CHUNK_VOXELS", 64)
+    netted = final_dose(phantom, beamlets, w, region="grid")
+    assert netted.exact is True and netted.n_recomputed > 64
+    assert netted.bound_rel_max <= final.BOUND_REL
+    np.testing.assert_allclose(netted.dose_gy, untruncated.dose_gy, rtol=2.0**-22, atol=0)

@@ -222,8 +222,8 @@ def final_dose(phantom, beamlets, weights_mu, backend="cpu", beam=None,
             dose, bound = (drv.to_host(a) for a in drv.fluence_dose(points, depths, *args, reach, outside))
         loose = np.flatnonzero(bound > BOUND_REL * dose) if exact else np.zeros(0, np.int64)
         if loose.size:  # the bound is not below float32 rounding there: sum every primary cell
-            exact, _ = drv.fluence_dose(np.ascontiguousarray(points[loose]), _rows(depths, loose), *args, 0.0, 0.0)
-            dose[loose] = drv.to_host(exact)
+            full, _ = drv.fluence_dose(np.ascontiguousarray(points[loose]), _rows(depths, loose), *args, 0.0, 0.0)
+            dose[loose] = drv.to_host(full)
             bound[loose] = 0.0
             n_recomputed += int(loose.size)
         kept = dose > 0
