@@ -38,6 +38,27 @@ def radiological_depths(points, sources, origin, spacing, shape, density_flat):
     return out
 
 
+_column_ray_depths = dev.column_ray_depths
+
+
+@njit(parallel=True, cache=True)
+def column_radiological_depths(points, columns, sources, origin, spacing, shape, density_flat):
+    """radiological_depths (bit for bit) of points grouped in grid columns (points[columns[c]:columns[c + 1]]: same
+    x, y), the x / y crossings walked once per column and source (kernels/device/raytrace.py)."""
+    n = points.shape[0]
+    m = sources.shape[0]
+    out = np.empty((n, m), dtype=np.float32)
+    cap = shape[0] + shape[1] + 2
+    for c in prange(columns.shape[0] - 1):
+        xy_alpha = np.empty(cap)
+        xy_flat = np.empty(cap, dtype=np.int64)
+        for g in range(m):
+            _column_ray_depths(columns[c], columns[c + 1], g, points, sources, origin[0], origin[1], origin[2],
+                               spacing[0], spacing[1], spacing[2], shape[0], shape[1], shape[2], density_flat,
+                               xy_alpha, xy_flat, out)
+    return out
+
+
 @njit(cache=True)
 def ray_segments(source, target, origin, spacing, shape, density_flat, max_segments):
     """Siddon segments of one ray: (flat voxel indices, lengths in mm, radiological length)."""

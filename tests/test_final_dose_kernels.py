@@ -3,7 +3,9 @@
 * the column kernel (the u-side scatter shared by a grid column) against the per-voxel kernel, on coplanar arcs
   (every control point shared), a couch-rotated arc (none shared: u depends on z there) and columns cut by the
   chunking; the same sums in another order, so float64 rounding is the only difference (rtol 1e-12);
-* several weight vectors in one pass against one pass each (bit for bit: the same arithmetic per vector).
+* the depth trace by columns (x / y crossings walked once per column and source) against trace_ray per voxel,
+  bit for bit (the same arithmetic on the same numbers), on rays that enter the grid through its x / y faces
+  (the shared walk) and through its z faces (traced on their own).
 """
 from types import SimpleNamespace
 
@@ -75,3 +77,27 @@ def test_recomputed_voxels_in_several_chunks(monkeypatch):
     assert netted.exact is True and netted.n_recomputed > 64
     assert netted.bound_rel_max <= final.BOUND_REL
     np.testing.assert_allclose(netted.dose_gy, untruncated.dose_gy, rtol=2.0**-22, atol=0)
+
+
+def test_column_depth_trace_equals_per_voxel_trace_bit_for_bit():
+    from simsbrt.kernels import cpu
+
+    rng = np.random.default_rng(3)
+    shape = np.array([13, 11, 9], dtype=np.int64)
+    spacing = np.array([2.0, 2.5, 3.0])
+    origin = np.array([-12.0, -12.5, -12.0])
+    density = rng.choice(np.array([0.001, 0.25, 1.0, 1.04, 1.4], dtype=np.float32), size=int(np.prod(shape)))
+    angles = np.radians(np.arange(0.0, 360.0, 37.0))
+    coplanar = np.stack([1000 * np.sin(angles), -1000 * np.cos(angles), np.full_like(angles, 1.5)], axis=1)
+    oblique = np.array([[300.0, -200.0, 900.0], [-50.0, 40.0, -800.0], [0.0, 0.0, 600.0], [5.0, -7.0, 2.0]])
+    sources = np.concatenate([coplanar, oblique])
+    flat = np.sort(rng.choice(int(np.prod(shape)), 500, replace=False))     # runs of 1..9 voxels per column
+    ijk = np.stack(np.unravel_index(flat, tuple(shape)), axis=1)
+    points = np.ascontiguousarray(origin + ijk * spacing)
+    column = flat // shape[2]
+    columns = np.concatenate(([0], np.flatnonzero(np.diff(column)) + 1, [len(flat)])).astype(np.int64)
+    assert np.max(np.diff(columns)) > 3
+    reference = cpu.radiological_depths(points, sources, origin, spacing, shape, density)
+    by_column = cpu.column_radiological_depths(points, columns, sources, origin, spacing, shape, density)
+    assert reference.min() >= 0 and np.count_nonzero(reference) > 0.9 * reference.size
+    np.testing.assert_array_equal(by_column, reference)

@@ -172,9 +172,12 @@ class DoseGeometry:
         if start in self.depth_cache:
             return self.depth_cache[start]
         g = self.grid
-        depths = drv.radiological_depths(points, self.sources, np.asarray(g.origin_mm, dtype=np.float64),
-                                         np.asarray(g.spacing_mm, dtype=np.float64),
-                                         np.asarray(g.shape, dtype=np.int64), self.density_flat)
+        grid = (self.sources, np.asarray(g.origin_mm, dtype=np.float64), np.asarray(g.spacing_mm, dtype=np.float64),
+                np.asarray(g.shape, dtype=np.int64), self.density_flat)
+        if hasattr(drv, "column_radiological_depths"):   # the same numbers, x / y crossings walked once per column
+            depths = drv.column_radiological_depths(points, self.columns(start, start + len(points)), *grid)
+        else:
+            depths = drv.radiological_depths(points, *grid)
         if self.caches_depths:
             self.depth_cache[start] = depths
         return depths
