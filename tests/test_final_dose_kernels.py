@@ -5,7 +5,8 @@
   chunking; the same sums in another order, so float64 rounding is the only difference (rtol 1e-12);
 * the depth trace by columns (x / y crossings walked once per column and source) against trace_ray per voxel,
   bit for bit (the same arithmetic on the same numbers), on rays that enter the grid through its x / y faces
-  (the shared walk) and through its z faces (traced on their own).
+  (the shared walk) and through its z faces (traced on their own);
+* voxels whose primary-window bound is too loose are recomputed in every chunk of voxels, not only the first.
 """
 from types import SimpleNamespace
 
