@@ -28,6 +28,11 @@ the rest of the grid is air outside the patient (relative density 0.001 in the p
 dose is reported, and is set to zero. region "grid" computes every voxel of the grid.
 
 The result is float32 (the precision of PLAN.h5 /dose); the accumulation is float64.
+
+On the CPU both passes go by grid columns (voxels of the same x, y): the depth trace walks the x / y plane
+crossings once per column and source (bit for bit trace_ray's depths, kernels/device/raytrace.py), and the
+dose kernel computes the u-side scatter once per column and control point (kernels/device/fluence.py; the same
+sums as the per-voxel kernel to float64 rounding). The GPU runs the per-voxel paths.
 """
 from __future__ import annotations
 
