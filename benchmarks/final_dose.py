@@ -8,8 +8,9 @@ one influence matrix, as ``simsbrt compare`` does, and prints
    rounds), the verdict and GTV D50% on the exact dose;
 2. per plan: the difference final - optimiser (Gy) of the reported DVH metrics, both doses of the same
    final weights (the exact dose and the optimisation matrix's D w);
-3. the exact final dose alone, timed on the chosen SIB weights: first call (radiological depths traced)
-   and a later call (depths reused), median of the repeats.
+3. the exact final dose alone, timed on the chosen SIB weights, before / after in one run: the depth trace on
+   its own (per voxel, before; by grid columns, after), then the dose with the per-voxel kernel (before) and the column kernel (after), median of the
+   repeats; a comparison's first plan pays trace + dose, each later plan (and correction round) the dose.
 
     python benchmarks/final_dose.py [--spacing-mm 2.0] [--backend cpu] [--search-steps 5] [--repeats 2]
     python benchmarks/final_dose.py --dose-only      # table 3 alone, on random (exponential) weights, no plans
@@ -18,14 +19,17 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import git_commit, machine_line, peak_rss_mib, print_table, timed_runs  # noqa: E402
+import numpy as np  # noqa: E402
+from common import git_commit, machine_line, peak_rss_mib, print_table  # noqa: E402
 
+from simsbrt.dose.final import CHUNK_VOXELS as CHUNK  # noqa: E402
 from simsbrt.geometry.arcs import default_arc_set  # noqa: E402
 from simsbrt.optimize.correction import DIFFERENCE_METRICS  # noqa: E402
 from simsbrt.optimize.plans import MODES, PlanSettings, make_plan, prepare_plan_inputs  # noqa: E402
@@ -55,8 +59,6 @@ def main() -> int:
         spec = spec.with_spacing(args.spacing_mm)
     phantom = build_phantom(spec)
     if args.dose_only:
-        import numpy as np
-
         from simsbrt.geometry.beamlets import build_beamlets
 
         beamlets = build_beamlets(default_arc_set(), phantom.grid, phantom.structures["PTV"])
@@ -98,24 +100,58 @@ def main() -> int:
 
 
 def time_final_dose(phantom, beamlets, weights, args, what: str) -> None:
-    """Table 3: the exact final dose alone, first call (depths traced) and later calls (depths reused)."""
-    from simsbrt.dose.final import DoseGeometry, final_dose
+    """Table 3: the exact final dose alone, before / after in one run: the depth trace timed on its own, then the
+    dose of the traced depths with the per-voxel kernel (before) and the column kernel (after); a comparison's
+    first plan pays the trace and one dose, every later plan (and correction round) one dose."""
+    from simsbrt.dose.engine import _drivers
+    from simsbrt.dose.final import DoseGeometry, final_dose, fluence_maps
 
-    def fresh():
-        geometry = DoseGeometry.build(phantom, beamlets, args.backend)
-        final_dose(phantom, beamlets, weights, geometry=geometry)
-        return geometry
-
-    fresh_s, fresh_runs, geometry = timed_runs(fresh, repeats=args.repeats, warmup=0)
-    again_s, again_runs, fd = timed_runs(lambda: final_dose(phantom, beamlets, weights, geometry=geometry),
-                                         repeats=args.repeats, warmup=0)
+    geometry = DoseGeometry.build(phantom, beamlets, args.backend)
+    n = len(geometry.voxels)
+    drv = _drivers(geometry.backend)
+    g = phantom.grid
+    grid = (geometry.sources, np.asarray(g.origin_mm, dtype=np.float64), np.asarray(g.spacing_mm, dtype=np.float64),
+            np.asarray(g.shape, dtype=np.int64), geometry.density_flat)
+    old_s, new_s, same = 0.0, 0.0, True
+    for start in range(0, n, CHUNK):   # before: trace_ray per voxel (the influence matrix's); after: by columns
+        points = geometry.points(start, min(start + CHUNK, n))
+        t0 = time.perf_counter()
+        per_voxel = drv.to_host(drv.radiological_depths(points, *grid))
+        old_s += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        by_column = drv.to_host(geometry.depths(drv, start, points))
+        new_s += time.perf_counter() - t0
+        same = same and np.array_equal(per_voxel, by_column)
+    load_after_trace = _load()
+    runs = {"pair": [], "column": []}
+    results = {}
+    for _ in range(args.repeats):   # the two kernels alternate, so a change of the machine's load hits both
+        for kernel in runs:
+            t0 = time.perf_counter()
+            results[kernel] = final_dose(phantom, beamlets, weights, geometry=geometry, kernel=kernel)
+            runs[kernel].append(time.perf_counter() - t0)
+    rows = []
+    for kernel, times in runs.items():
+        median_s = statistics.median(times)
+        trace = old_s if kernel == "pair" else new_s
+        rows.append({"kernel": kernel + (" (before)" if kernel == "pair" else " (after)"),
+                     "dose_s": f"{median_s:.1f}", "runs_s": "/".join(f"{x:.1f}" for x in times),
+                     "first_plan_s": f"{trace + median_s:.1f}", "later_plan_s": f"{median_s:.1f}",
+                     "three_plans_s": f"{trace + 3 * median_s:.1f}"})
+    box = fluence_maps(beamlets, weights, geometry.cpi, geometry.cell_to_col)[2]
+    distinct = int(((box[:, 1] > box[:, 0])).sum())
     print(f"\n## 3. exact final dose alone ({what}; median of the runs listed)")
-    print_table([{"call": "first (depths traced)", "time_s": f"{fresh_s:.1f}",
-                  "runs_s": "/".join(f"{x:.1f}" for x in fresh_runs)},
-                 {"call": "later (depths reused)", "time_s": f"{again_s:.1f}",
-                  "runs_s": "/".join(f"{x:.1f}" for x in again_runs)}], ["call", "time_s", "runs_s"])
-    print(f"# {fd.n_voxels} voxels (body and every structure), backend {fd.backend}, truncation bound "
-          f"{fd.bound_rel_max:.2g} of the dose (limit 2^-26 = 1.5e-08), {fd.n_recomputed} voxels recomputed")
+    print(f"# depth trace (radiological depths, every voxel x {len(geometry.sources)} sources): per voxel (before) "
+          f"{old_s:.1f} s, by columns (after) {new_s:.1f} s, {'bit-identical' if same else 'DIFFERENT'}; "
+          f"load after it {load_after_trace}")
+    print_table(rows, list(rows[0]))
+    pair, column = results["pair"], results["column"]
+    diff = np.max(np.abs(column.dose_gy.astype(np.float64) - pair.dose_gy)) / max(float(pair.dose_gy.max()), 1e-30)
+    print(f"# {n} voxels (body and every structure), {distinct} distinct control points with weight "
+          f"({len(geometry.cpi)} in all), backend {column.backend}, truncation bound {column.bound_rel_max:.2g} of the "
+          f"dose (limit 2^-26 = 1.5e-08), {column.n_recomputed} voxels recomputed; "
+          f"max |column - pair| / max dose = {diff:.1g}; speed-up: depth trace {old_s / new_s:.2f}x, dose "
+          f"{statistics.median(runs['pair']) / statistics.median(runs['column']):.2f}x")
     print(f"# peak RSS {peak_rss_mib():.0f} MiB; load average at end {_load()}")
 
 

@@ -38,6 +38,27 @@ def radiological_depths(points, sources, origin, spacing, shape, density_flat):
     return out
 
 
+_column_ray_depths = dev.column_ray_depths
+
+
+@njit(parallel=True, cache=True)
+def column_radiological_depths(points, columns, sources, origin, spacing, shape, density_flat):
+    """radiological_depths (bit for bit) of points grouped in grid columns (points[columns[c]:columns[c + 1]]: same
+    x, y), the x / y crossings walked once per column and source (kernels/device/raytrace.py)."""
+    n = points.shape[0]
+    m = sources.shape[0]
+    out = np.empty((n, m), dtype=np.float32)
+    cap = shape[0] + shape[1] + 2
+    for c in prange(columns.shape[0] - 1):
+        xy_alpha = np.empty(cap)
+        xy_flat = np.empty(cap, dtype=np.int64)
+        for g in range(m):
+            _column_ray_depths(columns[c], columns[c + 1], g, points, sources, origin[0], origin[1], origin[2],
+                               spacing[0], spacing[1], spacing[2], shape[0], shape[1], shape[2], density_flat,
+                               xy_alpha, xy_flat, out)
+    return out
+
+
 @njit(cache=True)
 def ray_segments(source, target, origin, spacing, shape, density_flat, max_segments):
     """Siddon segments of one ray: (flat voxel indices, lengths in mm, radiological length)."""
@@ -180,4 +201,32 @@ def fluence_dose(points, depths, cpf, cpi, pitch, params, fluence, fl0, box, wma
     bound = np.empty(points.shape[0], dtype=np.float64)
     _fluence_dose_kernel(points, depths, cpf, cpi, float(pitch), params, fluence, fl0, box, wmax, float(reach_nsigma),
                          float(outside), out, bound)
+    return out, bound
+
+
+_fluence_column_dose = dev.fluence_column_dose
+
+
+@njit(parallel=True, cache=True)
+def _fluence_column_kernel(points, depths, columns, cpf, cpi, pitch, params, fluence, fl0, box, wmax, reach_nsigma,
+                           outside, shared, width, out, bound):
+    for c in prange(columns.shape[0] - 1):
+        fx = np.empty(SCRATCH)
+        fy = np.empty(SCRATCH)
+        r1 = np.empty(width)
+        r2 = np.empty(width)
+        _fluence_column_dose(columns[c], columns[c + 1], points, depths, cpf, cpi, pitch, params, fluence, fl0, box,
+                             wmax, reach_nsigma, outside, shared, fx, fy, r1, r2, out, bound)
+
+
+def fluence_column_dose(points, depths, columns, cpf, cpi, pitch, params, fluence, fl0, box, wmax, reach_nsigma,
+                        outside, shared):
+    """fluence_dose for points grouped in grid columns: column c is points[columns[c]:columns[c + 1]] (same x, y);
+    shared[cp] = 1 where control point cp's u does not depend on z (kernels/device/fluence.py)."""
+    out = np.empty(points.shape[0], dtype=np.float64)
+    bound = np.empty(points.shape[0], dtype=np.float64)
+    width = max(1, int(np.max(box[:, 3] - box[:, 2], initial=1)))
+    _fluence_column_kernel(points, depths, np.asarray(columns, dtype=np.int64), cpf, cpi, float(pitch), params,
+                           fluence, fl0, box, wmax, float(reach_nsigma), float(outside),
+                           np.asarray(shared, dtype=np.int64), width, out, bound)
     return out, bound

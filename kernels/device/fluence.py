@@ -15,11 +15,21 @@ the cells outside the window sum to at most the Gaussian mass beyond R sigmas on
 outside = erfc(R / sqrt(2)), in u and in v, so the omitted primary dose is at most
     bound = scale * a0 * max(W) * 2 * outside,
 returned with the dose; the caller checks the bound against the dose (simsbrt.dose.final).
+
+Columns (fluence_column_dose): the voxels of one grid column (same x, y; different z) share the
+iso-plane coordinate u of every control point whose X_b and Z_b have no z component (coplanar arcs,
+collimator 0: u = (r . X_b) SAD / (SAD - r . Z_b) does not depend on z, bit for bit). The scatter widths
+do not depend on depth (beam.component_sigma_mm), so the u-side masses m_c(k; u) of the two scatter
+components and the row sums r_c[l] = sum_k m_c(k; u) W[k, l] are computed once per column and control
+point; each voxel then needs a_c * sum_l m_c(l; v) r_c[l]: 2 (nv + 1) edge tails and 2 nv multiply-adds
+for the scatter instead of 2 (nu + nv + 2) tails and 2 nu nv multiply-adds. The primary (its width
+depends on the voxel's depth) is evaluated per voxel as above. The same sums, in another order:
+equal to fluence_pair_dose up to float64 rounding.
 """
 import math
 
 from .beam import component_amplitude, component_sigma_mm
-from .influence import CPI_K0, CPI_L0, CPI_NV, STRIDE, TILE, beam_coordinates, component_masses
+from .influence import CPI_GEOM, CPI_K0, CPI_L0, CPI_NV, STRIDE, TILE, beam_coordinates, component_masses
 
 
 def fluence_pair_dose(px, py, pz, z_rad, cp, cpf, cpi, pitch, p, fluence, fl0, box, wmax, reach_nsigma, outside,
@@ -69,6 +79,22 @@ def fluence_pair_dose(px, py, pz, z_rad, cp, cpf, cpi, pitch, p, fluence, fl0, b
         kt += nk
     if a0 <= 0.0:
         return scale * total, 0.0
+    primary, bound = primary_window_dose(u, v, scale, a0, s0, cp, cpi, pitch, fluence, fl0, box, wmax, reach_nsigma,
+                                         outside, fx, fy)
+    return scale * (total + primary), bound
+
+
+def primary_window_dose(u, v, scale, a0, s0, cp, cpi, pitch, fluence, fl0, box, wmax, reach_nsigma, outside, fx, fy):
+    """(sum_{k,l} a0 m0(k; u) W[k, l] m0(l; v) over the primary window (before scale), bound on the omitted primary in Gy)
+    of control point cp at iso-plane (u, v); the window and its bound as in the module doc."""
+    nv = cpi[cp, CPI_NV]
+    eu0 = cpi[cp, CPI_K0] * pitch
+    ev0 = cpi[cp, CPI_L0] * pitch
+    base = fl0[cp]
+    k_lo = box[cp, 0]
+    k_hi = box[cp, 1]
+    l_lo = box[cp, 2]
+    l_hi = box[cp, 3]
     # primary: the cells within reach_nsigma primary sigmas (all cells when reach_nsigma <= 0)
     ka = k_lo
     kb = k_hi
@@ -100,4 +126,93 @@ def fluence_pair_dose(px, py, pz, z_rad, cp, cpf, cpi, pitch, p, fluence, fl0, b
                 primary += fx[qk] * t0
             lt += nl
         kt += nk
-    return scale * (total + primary), bound
+    return primary, bound
+
+
+def scatter_row_sums(u, cp, cpi, pitch, p, fluence, fl0, box, fx, r1, r2):
+    """r_c[l - l_lo] = sum_k m_c(k; u) W[k, l] over the box of control point cp, for the two scatter components
+    (c = 1, 2; unit-amplitude masses of their depth-independent widths)."""
+    s1 = component_sigma_mm(1, 0.0, p)
+    s2 = component_sigma_mm(2, 0.0, p)
+    nv = cpi[cp, CPI_NV]
+    eu0 = cpi[cp, CPI_K0] * pitch
+    base = fl0[cp]
+    k_lo = box[cp, 0]
+    k_hi = box[cp, 1]
+    l_lo = box[cp, 2]
+    l_hi = box[cp, 3]
+    for q in range(l_hi - l_lo):
+        r1[q] = 0.0
+        r2[q] = 0.0
+    kt = k_lo
+    while kt < k_hi:
+        nk = min(TILE, k_hi - kt)
+        component_masses(fx, STRIDE, eu0, kt, nk, pitch, u, s1, 1.0)
+        component_masses(fx, 2 * STRIDE, eu0, kt, nk, pitch, u, s2, 1.0)
+        for qk in range(nk):
+            m1 = fx[STRIDE + qk]
+            m2 = fx[2 * STRIDE + qk]
+            row = base + (kt + qk) * nv + l_lo
+            for q in range(l_hi - l_lo):  # independent lanes: vectorisable without reassociation
+                w = fluence[row + q]
+                r1[q] += m1 * w
+                r2[q] += m2 * w
+        kt += nk
+
+
+def scatter_from_row_sums(v, a1, a2, cp, cpi, pitch, p, box, fy, r1, r2):
+    """a1 sum_l m1(l; v) r1[l] + a2 sum_l m2(l; v) r2[l]: the scatter of control point cp (before scale)."""
+    s1 = component_sigma_mm(1, 0.0, p)
+    s2 = component_sigma_mm(2, 0.0, p)
+    ev0 = cpi[cp, CPI_L0] * pitch
+    l_lo = box[cp, 2]
+    l_hi = box[cp, 3]
+    t1 = 0.0
+    t2 = 0.0
+    lt = l_lo
+    while lt < l_hi:
+        nl = min(TILE, l_hi - lt)
+        component_masses(fy, STRIDE, ev0, lt, nl, pitch, v, s1, 1.0)
+        component_masses(fy, 2 * STRIDE, ev0, lt, nl, pitch, v, s2, 1.0)
+        off = lt - l_lo
+        for ql in range(nl):
+            t1 += fy[STRIDE + ql] * r1[off + ql]
+            t2 += fy[2 * STRIDE + ql] * r2[off + ql]
+        lt += nl
+    return a1 * t1 + a2 * t2
+
+
+def fluence_column_dose(first, stop, points, depths, cpf, cpi, pitch, p, fluence, fl0, box, wmax, reach_nsigma,
+                        outside, shared, fx, fy, r1, r2, out, bound):
+    """out[i], bound[i] for the voxels first <= i < stop of one grid column (same x, y): the sum over the control
+    points of fluence_pair_dose, with the u-side scatter shared by the column where shared[cp] (module doc)."""
+    for i in range(first, stop):
+        out[i] = 0.0
+        bound[i] = 0.0
+    for cp in range(cpf.shape[0]):
+        if box[cp, 0] >= box[cp, 1]:
+            continue  # no weight (or an alias: its weights are summed into its primary's map)
+        geom = cpi[cp, CPI_GEOM]
+        if shared[cp] == 0:
+            for i in range(first, stop):
+                d, b = fluence_pair_dose(points[i, 0], points[i, 1], points[i, 2], depths[i, geom], cp, cpf, cpi,
+                                         pitch, p, fluence, fl0, box, wmax, reach_nsigma, outside, fx, fy)
+                out[i] += d
+                bound[i] += b
+            continue
+        u, v, scale = beam_coordinates(points[first, 0], points[first, 1], points[first, 2], cp, cpf, p)
+        if scale <= 0.0:
+            continue  # at or behind the source plane: the whole column (the test does not depend on z)
+        scatter_row_sums(u, cp, cpi, pitch, p, fluence, fl0, box, fx, r1, r2)
+        for i in range(first, stop):
+            u, v, scale = beam_coordinates(points[i, 0], points[i, 1], points[i, 2], cp, cpf, p)
+            z_rad = depths[i, geom]
+            a0 = component_amplitude(0, z_rad, p)
+            total = scatter_from_row_sums(v, component_amplitude(1, z_rad, p), component_amplitude(2, z_rad, p),
+                                          cp, cpi, pitch, p, box, fy, r1, r2)
+            if a0 > 0.0:
+                primary, b = primary_window_dose(u, v, scale, a0, component_sigma_mm(0, z_rad, p), cp, cpi, pitch,
+                                                 fluence, fl0, box, wmax, reach_nsigma, outside, fx, fy)
+                total += primary
+                bound[i] += b
+            out[i] += scale * total

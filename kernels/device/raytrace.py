@@ -125,3 +125,140 @@ def trace_ray(sx, sy, sz, dx, dy, dz, ox, oy, oz, hx, hy, hz, nx, ny, nz,
     if n_out < max_out:
         out_index[n_out] = -1
     return total
+
+def ray_start(sx, sy, sz, dx, dy, dz, ox, oy, oz, hx, hy, hz, nx, ny, nz):
+    """Siddon's set-up of the ray s -> d: (inside, segment length, entry and exit parameters, first voxel (i, j, k),
+    steps, parameters of the next x / y / z plane crossings and per voxel); inside is False when the ray misses
+    the grid or has no length (its radiological length is 0). The same arithmetic as trace_ray's inline set-up
+    (kept inline there: trace_ray calling this measured 1.5x slower, and the influence matrix runs trace_ray)."""
+    ddx = dx - sx
+    ddy = dy - sy
+    ddz = dz - sz
+    seg_len = math.sqrt(ddx * ddx + ddy * ddy + ddz * ddz)
+    if seg_len <= 0.0:
+        return False, 0.0, 0.0, 0.0, 0, 0, 0, 0, 0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+    # grid box (outer faces)
+    bx0 = ox - 0.5 * hx
+    by0 = oy - 0.5 * hy
+    bz0 = oz - 0.5 * hz
+    ax0, ax1 = _axis_entry_exit(sx, ddx, bx0, bx0 + nx * hx)
+    ay0, ay1 = _axis_entry_exit(sy, ddy, by0, by0 + ny * hy)
+    az0, az1 = _axis_entry_exit(sz, ddz, bz0, bz0 + nz * hz)
+    a_in = max(0.0, max(ax0, max(ay0, az0)))
+    a_out = min(1.0, min(ax1, min(ay1, az1)))
+    if a_out <= a_in:
+        return False, seg_len, a_in, a_out, 0, 0, 0, 0, 0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+    # starting voxel: the midpoint of the first tiny step inside the box
+    a_probe = a_in + 1e-9 * (a_out - a_in) if a_out - a_in > 0.0 else a_in
+    i, step_i, next_x, dax = _axis_start(sx, ddx, bx0, hx, nx, a_probe)
+    j, step_j, next_y, day = _axis_start(sy, ddy, by0, hy, ny, a_probe)
+    k, step_k, next_z, daz = _axis_start(sz, ddz, bz0, hz, nz, a_probe)
+    return True, seg_len, a_in, a_out, i, j, k, step_i, step_j, step_k, next_x, next_y, next_z, dax, day, daz
+
+
+def column_ray_depths(first, stop, g, points, sources, ox, oy, oz, hx, hy, hz, nx, ny, nz, density, xy_alpha, xy_flat,
+                      out):
+    """out[i, g] = trace_ray from source g to points[i], first <= i < stop, for the points of one grid column (same
+    x and y, z varying): bit for bit trace_ray's sums, with the x / y plane crossings walked once per column.
+
+    The rays of a column share dx - sx and dy - sy, so their x and y crossing parameters, computed by the same
+    increments from the same start, are the same numbers for every ray; only the z crossings differ. The column's
+    x / y walk is recorded once (xy_alpha[e] = min(next_x, next_y) of state e, xy_flat[e] = i * ny + j, -1 once the
+    walk leaves the grid); each ray then merges its own z crossings into it, doing trace_ray's arithmetic on the
+    same values in the same order. A ray whose start (first voxel, first x / y crossings) differs from the
+    column's first ray (it enters through a z face) is traced on its own."""
+    sx = sources[g, 0]
+    sy = sources[g, 1]
+    sz = sources[g, 2]
+    ok, seg_len, a_in0, a_out0, i0, j0, k, step_i, step_j, step_k, nx0, ny0, next_z, dax, day, daz = ray_start(
+        sx, sy, sz, points[first, 0], points[first, 1], points[first, 2], ox, oy, oz, hx, hy, hz, nx, ny, nz)
+    n_states = 0
+    if ok:
+        n_states = _column_xy_walk(i0, j0, step_i, step_j, nx0, ny0, dax, day, a_out0, nx, ny, xy_alpha, xy_flat)
+    # ray_start's x / y parts, the same for every ray of the column
+    ddx = points[first, 0] - sx
+    ddy = points[first, 1] - sy
+    sq_xy = ddx * ddx + ddy * ddy
+    bx0 = ox - 0.5 * hx
+    by0 = oy - 0.5 * hy
+    bz0 = oz - 0.5 * hz
+    ax0, ax1 = _axis_entry_exit(sx, ddx, bx0, bx0 + nx * hx)
+    ay0, ay1 = _axis_entry_exit(sy, ddy, by0, by0 + ny * hy)
+    for p in range(first, stop):
+        ddz = points[p, 2] - sz
+        seg_len = math.sqrt(sq_xy + ddz * ddz)
+        az0, az1 = _axis_entry_exit(sz, ddz, bz0, bz0 + nz * hz)
+        a_in = max(0.0, max(ax0, max(ay0, az0)))
+        a_out = min(1.0, min(ax1, min(ay1, az1)))
+        if n_states > 0 and seg_len > 0.0 and a_in == a_in0 and a_out == a_out0:
+            # the same entry and exit as the column's first ray: the same first voxel in x / y, the same x / y walk
+            a_probe = a_in + 1e-9 * (a_out - a_in) if a_out - a_in > 0.0 else a_in
+            k, step_k, next_z, daz = _axis_start(sz, ddz, bz0, hz, nz, a_probe)
+            out[p, g] = _merged_z_walk(seg_len, a_in, a_out, k, step_k, next_z, daz, nz, density, xy_alpha, xy_flat)
+        else:
+            out[p, g] = trace_ray(sx, sy, sz, points[p, 0], points[p, 1], points[p, 2], ox, oy, oz, hx, hy, hz,
+                                  nx, ny, nz, density, xy_flat, xy_alpha, 0)
+
+
+def _column_xy_walk(i, j, step_i, step_j, next_x, next_y, dax, day, a_out, nx, ny, xy_alpha, xy_flat):
+    """Record trace_ray's x / y states from the start until one reaches a_out (or the walk leaves the grid);
+    returns the number of states, or 0 when they do not fit in the arrays (nx + ny + 2 states always do: the first,
+    one per crossing, the last)."""
+    e = 0
+    while True:
+        if e + 1 >= xy_alpha.shape[0]:
+            return 0
+        a_xy = min(next_x, next_y)
+        xy_alpha[e] = a_xy
+        xy_flat[e] = i * ny + j
+        e += 1
+        if a_xy >= a_out - RAY_EPS:
+            return e
+        if next_x <= a_xy:
+            i += step_i
+            next_x += dax
+        if next_y <= a_xy:
+            j += step_j
+            next_y += day
+        if i < 0 or i >= nx or j < 0 or j >= ny:
+            xy_alpha[e] = 1e300
+            xy_flat[e] = -1
+            return e + 1
+
+
+def _merged_z_walk(seg_len, a_in, a_out, k, step_k, next_z, daz, nz, density, xy_alpha, xy_flat):
+    """trace_ray's loop with the x / y states read from the column's walk."""
+    total = 0.0
+    a_cur = a_in
+    e = 0
+    flat_xy = xy_flat[0]
+    while True:
+        a_xy = xy_alpha[e]
+        a_next = min(a_xy, next_z)
+        a_end = a_next if a_next < a_out else a_out
+        length = (a_end - a_cur) * seg_len
+        if length > 0.0:
+            total += length * density[flat_xy * nz + k]
+        if a_next >= a_out - RAY_EPS:
+            break
+        a_cur = a_next
+        if a_xy <= a_next:
+            e += 1
+            flat_xy = xy_flat[e]
+        if next_z <= a_next:
+            k += step_k
+            next_z += daz
+        if flat_xy < 0 or k < 0 or k >= nz:
+            break
+    return total
+
+
+def _axis_start(s, dd, b0, h, n, a_probe):
+    """(first voxel index, step, parameter of the next plane crossing, parameter per voxel) on one axis."""
+    i = int(math.floor((s + a_probe * dd - b0) / h))
+    i = min(max(i, 0), n - 1)
+    if dd > 0.0:
+        return i, 1, (b0 + (i + 1) * h - s) / dd, h / dd
+    if dd < 0.0:
+        return i, -1, (b0 + i * h - s) / dd, -h / dd
+    return i, 0, 1e300, 1e300

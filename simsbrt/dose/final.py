@@ -28,6 +28,11 @@ the rest of the grid is air outside the patient (relative density 0.001 in the p
 dose is reported, and is set to zero. region "grid" computes every voxel of the grid.
 
 The result is float32 (the precision of PLAN.h5 /dose); the accumulation is float64.
+
+On the CPU both passes go by grid columns (voxels of the same x, y): the depth trace walks the x / y plane
+crossings once per column and source (bit for bit trace_ray's depths, kernels/device/raytrace.py), and the
+dose kernel computes the u-side scatter once per column and control point (kernels/device/fluence.py; the same
+sums as the per-voxel kernel to float64 rounding). The GPU runs the per-voxel paths.
 """
 from __future__ import annotations
 
@@ -41,6 +46,7 @@ import numpy as np
 from simsbrt.errors import SpecError
 
 REGIONS = ("body", "grid")
+KERNELS = ("column", "pair")   # column: the u-side scatter shared by each grid column (CPU); pair: per voxel
 CHUNK_VOXELS = 1 << 15      # voxels per driver call: bounds the depth table and paces the progress display
 REACH_NSIGMA = 8.0          # primary cells summed: those within this many primary sigmas of the voxel
 BOUND_REL = 2.0 ** -26      # largest allowed (bound on the omitted primary) / dose; float32 unit roundoff is 2^-24
@@ -154,13 +160,29 @@ class DoseGeometry:
         ijk = np.stack(np.unravel_index(chunk, self.grid.shape), axis=1)
         return np.ascontiguousarray(self.grid.index_to_world_mm(ijk).astype(np.float64).reshape(-1, 3))
 
+    @property
+    def shared_u(self) -> np.ndarray:
+        """1 per control point whose iso-plane u does not depend on z (X_b and Z_b without z component)."""
+        from simsbrt.kernels.device.influence import CPF_XB, CPF_ZB
+
+        return ((self.cpf[:, CPF_XB + 2] == 0.0) & (self.cpf[:, CPF_ZB + 2] == 0.0)).astype(np.int64)
+
+    def columns(self, start: int, stop: int) -> np.ndarray:
+        """Boundaries (into the chunk) of the runs of voxels[start:stop] in one grid column (same x, y; the
+        voxels are sorted, z varies fastest)."""
+        column = self.voxels[start:stop] // self.grid.shape[2]
+        return np.concatenate(([0], np.flatnonzero(np.diff(column)) + 1, [stop - start])).astype(np.int64)
+
     def depths(self, drv, start: int, points: np.ndarray):
         if start in self.depth_cache:
             return self.depth_cache[start]
         g = self.grid
-        depths = drv.radiological_depths(points, self.sources, np.asarray(g.origin_mm, dtype=np.float64),
-                                         np.asarray(g.spacing_mm, dtype=np.float64),
-                                         np.asarray(g.shape, dtype=np.int64), self.density_flat)
+        grid = (self.sources, np.asarray(g.origin_mm, dtype=np.float64), np.asarray(g.spacing_mm, dtype=np.float64),
+                np.asarray(g.shape, dtype=np.int64), self.density_flat)
+        if hasattr(drv, "column_radiological_depths"):   # the same numbers, x / y crossings walked once per column
+            depths = drv.column_radiological_depths(points, self.columns(start, start + len(points)), *grid)
+        else:
+            depths = drv.radiological_depths(points, *grid)
         if self.caches_depths:
             self.depth_cache[start] = depths
         return depths
@@ -168,7 +190,8 @@ class DoseGeometry:
 
 def final_dose(phantom, beamlets, weights_mu, backend="cpu", beam=None,
                progress: Callable[[int, int], None] | None = None, region: str = "body",
-               geometry: DoseGeometry | None = None, primary_window_nsigma: float | None = None) -> FinalDose:
+               geometry: DoseGeometry | None = None, primary_window_nsigma: float | None = None,
+               kernel: str = "column") -> FinalDose:
     """The exact dose (Gy, float32, grid.shape) of beamlet weights (MU, one per influence-matrix column).
 
     progress(done_voxels, total_voxels) is called after every chunk of voxels. geometry: a DoseGeometry of
@@ -184,7 +207,11 @@ def final_dose(phantom, beamlets, weights_mu, backend="cpu", beam=None,
     fluence, fl0, box = fluence_maps(beamlets, weights_mu, geo.cpi, geo.cell_to_col)
     wmax = np.array([fluence[fl0[c]:fl0[c] + (geo.cpi[c, 2] * geo.cpi[c, 3])].max(initial=0.0)
                      for c in range(len(fl0))])
+    if kernel not in KERNELS:
+        raise SpecError("kernel", f"unknown final-dose kernel {kernel!r}; choose one of {', '.join(KERNELS)}")
     drv = _drivers(geo.backend)
+    by_column = kernel == "column" and hasattr(drv, "fluence_column_dose")
+    shared = geo.shared_u if by_column else None
     exact = primary_window_nsigma is None
     reach = REACH_NSIGMA if exact else float(primary_window_nsigma)
     outside = math.erfc(reach / math.sqrt(2.0))
@@ -196,11 +223,15 @@ def final_dose(phantom, beamlets, weights_mu, backend="cpu", beam=None,
         points = geo.points(start, stop)
         depths = geo.depths(drv, start, points)
         args = (geo.cpf, geo.cpi, geo.pitch_mm, geo.params, fluence, fl0, box, wmax)
-        dose, bound = (drv.to_host(a) for a in drv.fluence_dose(points, depths, *args, reach, outside))
+        if by_column:
+            dose, bound = drv.fluence_column_dose(points, depths, geo.columns(start, stop), *args, reach, outside,
+                                                  shared)
+        else:
+            dose, bound = (drv.to_host(a) for a in drv.fluence_dose(points, depths, *args, reach, outside))
         loose = np.flatnonzero(bound > BOUND_REL * dose) if exact else np.zeros(0, np.int64)
         if loose.size:  # the bound is not below float32 rounding there: sum every primary cell
-            exact, _ = drv.fluence_dose(np.ascontiguousarray(points[loose]), _rows(depths, loose), *args, 0.0, 0.0)
-            dose[loose] = drv.to_host(exact)
+            full, _ = drv.fluence_dose(np.ascontiguousarray(points[loose]), _rows(depths, loose), *args, 0.0, 0.0)
+            dose[loose] = drv.to_host(full)
             bound[loose] = 0.0
             n_recomputed += int(loose.size)
         kept = dose > 0

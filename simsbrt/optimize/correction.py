@@ -11,7 +11,8 @@ Which dose each step of planning uses, and why:
   sampling, no cut-off, the full phantom): normalised to the prescription (PTV_Eval D90%) on that
   dose, evaluated by simsbrt.evaluate on it, and every number the user sees comes from it.
 * Dose-correction loop (the usual one of commercial planning systems): if the exact dose breaks a
-  mandatory limit that the optimiser's dose met, the plan is re-optimised at the same goal from its
+  mandatory limit that the optimiser's dose met, the plan is re-optimised at the same goal, with the same
+  objectives (the extra GTV-floor objectives of a plan chosen after floor rounds too), from its
   own weights with the objective on D w + c, c = exact - optimiser dose of the current weights on
   the optimisation rows, held fixed during the optimisation (so the optimiser sees the dose the
   verdict will see, to first order); then the exact dose is recomputed. At most max_rounds rounds.

@@ -152,6 +152,7 @@ class Candidate:
     evaluation: Any              # ProtocolEvaluation
     n_iterations: int
     scale_factor: float
+    extra_objectives: tuple = ()  # dose objectives beyond the goals' own it was optimised with (GTV-floor rounds)
 
 
 @dataclass(frozen=True, eq=False)
@@ -412,7 +413,8 @@ class _Planner:
         weights, dose = weights * factor, (dose * factor).astype(np.float32)
         evaluation = evaluate_protocol(protocol, dose, self.masks, self.voxel_cc)
         self.timings["evaluate_s"] += time.perf_counter() - t0
-        return Candidate(goals.boost_gy or goals.prescription_gy, weights, dose, evaluation, result.n_iter, factor)
+        return Candidate(goals.boost_gy or goals.prescription_gy, weights, dose, evaluation, result.n_iter, factor,
+                         tuple(extra_objectives))
 
     def _optimise_with_extra(self, goals: PlanGoals, extra_objectives: tuple, w0, options: SolverOptions):
         """FluenceProblem.optimise with dose objectives added to the goals' own."""
@@ -677,6 +679,12 @@ def _meet_gtv_floors(planner: _Planner, protocol: Protocol, cand: Candidate | No
 
 
 # ------------------------------------------------------------------ the plans
+def _reoptimiser(planner: _Planner, goals: PlanGoals, protocol: Protocol) -> Callable[[Candidate], Candidate]:
+    """The dose-correction loop's re-optimisation: the same goals and the same extra objectives (GTV-floor rounds)
+    as the plan it corrects, warm-started from it."""
+    return lambda warm: planner.candidate(goals, protocol, warm, _never, extra_objectives=warm.extra_objectives)
+
+
 def make_plan(inputs: PlanInputs, mode: str, settings: PlanSettings = PlanSettings(),
               progress: Callable[[str], None] | None = None) -> PlanResult:
     """Plan one mode on prepared inputs; the verdict is simsbrt.evaluate's on the final full-grid dose."""
@@ -726,8 +734,7 @@ def make_plan(inputs: PlanInputs, mode: str, settings: PlanSettings = PlanSettin
         conflicts = ()
         final_goals = planner.goals.with_(boost_gy=None, prescription_gy=reached_rx)
     # every reported dose: the exact final dose of the chosen weights, with the dose-correction loop
-    fin = finalise(planner, cand, protocol, lambda warm: planner.candidate(final_goals, protocol, warm, _never),
-                   progress)
+    fin = finalise(planner, cand, protocol, _reoptimiser(planner, final_goals, protocol), progress)
     cand = fin.candidate
     if fin.broken:
         rounds = fin.record["correction_rounds"]
