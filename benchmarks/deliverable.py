@@ -3,10 +3,11 @@ two full arcs at 4 degrees, 2.5 mm beamlets), each sequenced into MLC apertures 
 (default TrueBeam HD120) with segment-MU re-optimisation on the exact aperture doses.
 
     python benchmarks/deliverable.py [--phantom t10_body] [--spacing-mm 2.0] [--arc-spacing-deg 4]
-                                     [--machine truebeam_hd120] [--search-steps 5] [--dose-voxels rows|grid]
+                                     [--machine truebeam_hd120] [--search-steps 5] [--dose-voxels body|grid]
                                      [--median-pairs 3] [--smoothing-mm 0] [--modes uniform,sib]
 
-Prints, per mode: GTV D50% / D98%, PTV_Eval D2%, cord PRV D0.03cc of both plans, the deliverable's MU per
+Prints, per mode: GTV D50% / D98%, PTV_Eval D2%, cord PRV D0.03cc and the GTV-to-cord-PRV fall-off (Gy/mm,
+simsbrt.evaluate.falloff) of both plans (exact final doses on the whole body), the deliverable's MU per
 fraction, beam-on time per fraction, MCS, the fastest leaf, and the times of the fluence plan and of the
 deliverable step. Timings include numba compilation on a cold cache only if the cache is cold (stated).
 """
@@ -40,7 +41,7 @@ def main(argv=None) -> int:
     ap.add_argument("--beamlet-mm", type=float, default=2.5)
     ap.add_argument("--machine", default="truebeam_hd120")
     ap.add_argument("--search-steps", type=int, default=5)
-    ap.add_argument("--dose-voxels", default="rows", choices=["rows", "grid"])
+    ap.add_argument("--dose-voxels", default="body", choices=["body", "grid"])
     ap.add_argument("--median-pairs", type=int, default=3)
     ap.add_argument("--modes", default="uniform,sib", help="comma-separated plan modes")
     ap.add_argument("--smoothing-mm", type=float, default=0.0)
@@ -75,6 +76,7 @@ def main(argv=None) -> int:
                          "GTV_D50": _fmt(m[("GTV", "D50%")][key]), "GTV_D98": _fmt(m[("GTV", "D98%")][key]),
                          "PTV_D2": _fmt(m[("PTV_Eval", "D2%")][key]),
                          "PRV_D0.03cc": _fmt(m[("SpinalCord_PRV02", "D0.03cc")][key]),
+                         "falloff_Gy/mm": _fmt(c["gtv_cord_falloff"][f"{kind}_gy_per_mm"], 3),
                          "limits_met": ("yes" if (c["fluence_feasible"] if kind == "fluence"
                                                   else c["deliverable_feasible"]) else "NO"),
                          "MU/fx": "-" if kind == "fluence" else f"{c['mu_per_fraction']:.0f}",
@@ -82,8 +84,8 @@ def main(argv=None) -> int:
                          "MCS": "-" if kind == "fluence" else f"{c['mcs']:.3f}",
                          "leaf_max_mm/s": "-" if kind == "fluence" else f"{c['max_leaf_speed_mm_per_s']:.1f}",
                          "plan_s": f"{c['fluence_plan_s']:.1f}" if kind == "fluence" else f"{c['deliverable_s']:.1f}"})
-    print_table(rows, ["mode", "plan", "GTV_D50", "GTV_D98", "PTV_D2", "PRV_D0.03cc", "limits_met", "MU/fx",
-                       "time/fx_s", "MCS", "leaf_max_mm/s", "plan_s"])
+    print_table(rows, ["mode", "plan", "GTV_D50", "GTV_D98", "PTV_D2", "PRV_D0.03cc", "falloff_Gy/mm", "limits_met",
+                       "MU/fx", "time/fx_s", "MCS", "leaf_max_mm/s", "plan_s"])
     for c in sides:
         m = {(r["structure"], r["metric"]): r for r in c["metrics"]}
         print(f"{c['mode']}: deliverable - fluence: GTV D50% {_fmt(m[('GTV', 'D50%')]['change_gy'])} Gy, "
