@@ -5,7 +5,8 @@ move along X_b = u, the pairs are stacked along Y_b = v), each clipped by the ja
 [jx1, jx2] x [jy1, jy2]. Every rectangle is integrated exactly as in beam.aperture_dose_per_mu
 (the pencil-beam kernel convolved analytically with the rectangle: products of Gaussian interval
 masses), so the aperture's dose is the exact sum over its open rectangles. A rectangle whose
-nearest v edge lies more than EDGE_NSIGMA widths away from the point on one side is skipped:
+nearest u or v edge lies more than EDGE_NSIGMA widths away from the point on one side is skipped
+(and a whole component when the jaw rectangle does):
 its mass is below erfc(EDGE_NSIGMA / sqrt 2) / 2 < 1e-19 of the component, under the float64
 rounding of the sum (no lateral cut-off of any physical size).
 
@@ -61,6 +62,8 @@ def mlc_aperture_dose_per_mu(u_mm, v_mm, z_rad_mm, r_geo_mm, cp, boundaries, lea
             continue
         s = component_sigma_mm(i, z_rad_mm, p)
         reach = EDGE_NSIGMA * s
+        if jx1 - u_mm > reach or u_mm - jx2 > reach or by1 - v_mm > reach or v_mm - by2 > reach:
+            continue               # every rectangle of the field lies beyond EDGE_NSIGMA widths (module doc)
         acc = 0.0
         last_edge = 1e300          # the v edge whose tail is held in last_tail
         last_tail = 0.0
@@ -73,7 +76,7 @@ def mlc_aperture_dose_per_mu(u_mm, v_mm, z_rad_mm, r_geo_mm, cp, boundaries, lea
                 continue
             ulo = leaves[cp, j, 0] if leaves[cp, j, 0] > jx1 else jx1
             uhi = leaves[cp, j, 1] if leaves[cp, j, 1] < jx2 else jx2
-            if uhi <= ulo:
+            if uhi <= ulo or ulo - u_mm > reach or u_mm - uhi > reach:
                 continue
             tail_lo = last_tail if vlo == last_edge else gaussian_edge_tail(vlo - v_mm, s)
             tail_hi = gaussian_edge_tail(vhi - v_mm, s)
