@@ -46,7 +46,8 @@ def mlc_aperture_dose_per_mu(u_mm, v_mm, z_rad_mm, r_geo_mm, cp, boundaries, lea
     with the fraction `transmission` of the open-field dose through the closed leaves inside the jaws
     (head-scatter factors: head_scatter for the open leaf area, head_scatter_jaws for the jaw field).
 
-    Adjacent leaf pairs share their boundary, so each v edge tail is evaluated once per component."""
+    Adjacent leaf pairs share their boundary, so each v edge tail is evaluated once per component; a leaf tip
+    at the same position as the previous pair's reuses its tail too (the same values, computed once)."""
     jx1 = jaws[cp, 0]
     jx2 = jaws[cp, 1]
     jy1 = jaws[cp, 2]
@@ -67,6 +68,10 @@ def mlc_aperture_dose_per_mu(u_mm, v_mm, z_rad_mm, r_geo_mm, cp, boundaries, lea
         acc = 0.0
         last_edge = 1e300          # the v edge whose tail is held in last_tail
         last_tail = 0.0
+        last_ulo = 1e300           # the u edges (leaf tips) whose tails are held: neighbouring pairs often share them
+        tail_ulo = 0.0
+        last_uhi = 1e300
+        tail_uhi = 0.0
         for j in range(n_pairs):
             vlo = boundaries[j] if boundaries[j] > jy1 else jy1
             vhi = boundaries[j + 1] if boundaries[j + 1] < jy2 else jy2
@@ -83,7 +88,13 @@ def mlc_aperture_dose_per_mu(u_mm, v_mm, z_rad_mm, r_geo_mm, cp, boundaries, lea
             last_edge = vhi
             last_tail = tail_hi
             mass_v = interval_mass_from_tails(vlo - v_mm, vhi - v_mm, tail_lo, tail_hi)
-            acc += gaussian_interval_mass(ulo - u_mm, uhi - u_mm, s) * mass_v
+            if ulo != last_ulo:
+                last_ulo = ulo
+                tail_ulo = gaussian_edge_tail(ulo - u_mm, s)
+            if uhi != last_uhi:
+                last_uhi = uhi
+                tail_uhi = gaussian_edge_tail(uhi - u_mm, s)
+            acc += interval_mass_from_tails(ulo - u_mm, uhi - u_mm, tail_ulo, tail_uhi) * mass_v
         if transmission > 0.0 and jx2 > jx1 and by2 > by1:
             total_jaws += amp * (gaussian_interval_mass(jx1 - u_mm, jx2 - u_mm, s)
                                  * gaussian_interval_mass(by1 - v_mm, by2 - v_mm, s))
