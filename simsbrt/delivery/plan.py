@@ -329,6 +329,7 @@ def fluence_vs_deliverable(fluence_plan: PlanResult, deliverable: DeliverablePla
             "deliverable_violated": list(deliverable.evaluation.violated_limits), "metrics": rows,
             "mu_per_fraction": d["mu_per_fraction"], "delivery_time_s_per_fraction": d["delivery_time_s_per_fraction"],
             "gtv_cord_falloff": _falloff_pair(d.get("gtv_cord_falloff")),
+            "deliverable_final_dose": dict(deliverable.final_dose),
             "mcs": d["mcs"], "max_leaf_speed_mm_per_s": d["max_leaf_speed_mm_per_s"], "machine": d["machine"],
             "calibration": d["calibration"],
             "fluence_plan_s": float(fluence_plan.timings_s.get("plan_s", float("nan"))),
