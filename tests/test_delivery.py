@@ -231,8 +231,6 @@ def test_the_deliverable_dose_covers_the_whole_patient_exactly(deliverable, tiny
     assert record["exact"] is True and record["region"] == "body" and record["n_voxels"] == len(body)
     assert record["depths"] == "shared with the fluence plans' final dose"
     assert record["mlc_transmission_frac"] == aps.machine.transmission_frac
-    # the segment optimiser's dose on the optimisation rows is the same exact kernel: no difference but rounding
-    assert all(v is None or abs(v) < 0.01 for v in back.final_minus_optimiser_gy.values())
 
 
 def _beam_positions(item, device):

@@ -18,8 +18,7 @@ make_deliverable(inputs, fluence_plan, settings):
      MLC transmission included) on every Body / structure voxel, the voxels of the fluence plan's final
      dose, with its radiological depths (simsbrt.dose.final.DoseGeometry, traced once); normalised to the
      protocol's prescription (PTV_Eval D90%) and evaluated with simsbrt.evaluate; recorded like the
-     fluence plan's final dose (final_dose: exact, region, time; final_minus_optimiser_gy against the
-     segment optimiser's dose on the optimisation rows).
+     fluence plan's final dose (final_dose: exact, region, time, depths; final_dose_step).
 """
 from __future__ import annotations
 
@@ -37,7 +36,6 @@ from simsbrt.errors import SpecError
 from simsbrt.evaluate import evaluate_protocol, prescription_scale_factor
 from simsbrt.evaluate.falloff import gtv_cord_falloff
 from simsbrt.evaluate.protocol import VIOLATED
-from simsbrt.optimize.correction import metric_differences
 from simsbrt.optimize.plans import PlanResult, plan_metrics
 from simsbrt.optimize.problem import BOOST, CORD_PRV, TARGET, THECAL_SAC, FluenceProblem, ring_mask
 
@@ -149,24 +147,14 @@ def make_deliverable(inputs, fluence_plan: PlanResult, plan_settings, settings: 
     n_iter = solve.n_iter
     timings["optimise_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    dose, record = delivered_dose(inputs, engine, cp_mu(seg, apertures.arc_of_cp), settings.dose_voxels, say)
-    factor = prescription_scale_factor(protocol, dose, masks, voxel_cc)
-    seg = seg * factor
-    mu_cp = cp_mu(seg, apertures.arc_of_cp)
-    dose = (dose * factor).astype(np.float32)
-    evaluation = evaluate_protocol(protocol, dose, masks, voxel_cc)
-    metrics = plan_metrics(dose, masks, voxel_cc)
-    optimiser = np.zeros(grid.n_voxels, dtype=np.float32)
-    optimiser[voxels] = seg_columns @ seg.astype(np.float32)
-    differences = metric_differences(dose, optimiser.reshape(grid.shape), masks, voxel_cc)
+    seg, mu_cp, dose, evaluation, metrics, record = final_dose_step(inputs, engine, seg, protocol,
+                                                                    settings.dose_voxels, say)
     timings["final_dose_s"] = time.perf_counter() - t0
-    record["total_s"] = round(timings["final_dose_s"], 3)
     timings["deliverable_s"] = time.perf_counter() - t_start
     numbers = delivery_metrics(apertures, seg, protocol.n_fractions)
-    falloff = {"fluence": gtv_cord_falloff(fluence_plan.dose_gy, masks, grid),
-               "deliverable": gtv_cord_falloff(dose, masks, grid)}
     delivery = {**numbers, "dose_voxels": settings.dose_voxels, "boost_goal_gy": deliverable_goal,
-                "gtv_cord_falloff": falloff,
+                "gtv_cord_falloff": {"fluence": gtv_cord_falloff(fluence_plan.dose_gy, masks, phantom.grid),
+                                     "deliverable": gtv_cord_falloff(dose, masks, phantom.grid)},
                 "n_apertures": apertures.n_control_points, "n_segments": int(len(seg)), "segment_mu": seg,
                 "mu_per_cp": mu_cp, "apertures": apertures}
     say(f"deliverable {fluence_plan.mode}: {'feasible' if evaluation.feasible else 'NOT feasible'}, "
@@ -179,8 +167,23 @@ def make_deliverable(inputs, fluence_plan: PlanResult, plan_settings, settings: 
         n_iter, "cpu", "cpu", {**fluence_plan.timings_s, **timings},
         f"deliverable version of the fluence plan{goal_note} (fluence plan: {fluence_plan.search_stop})",
         deliverable_goal if fluence_plan.mode == "sib" else fluence_plan.plan_goal_gy,
-        fluence_plan.boost_policy, fluence_plan.floor_conflicts, final_dose=record,
-        final_minus_optimiser_gy=differences, delivery=delivery)
+        fluence_plan.boost_policy, fluence_plan.floor_conflicts, final_dose=record, delivery=delivery)
+
+
+def final_dose_step(inputs, engine: ApertureDoseEngine, segment_mu, protocol, region: str = "body", say=None):
+    """Step 4 (module doc): the exact dose of the segment MU on the region, normalised to the prescription and
+    evaluated. Returns (segment_mu, mu_per_cp, dose_gy, evaluation, metrics, record), all normalised. No
+    final - optimiser difference is recorded: the segment optimiser's matrix is the same exact kernel."""
+    t0 = time.perf_counter()
+    masks, voxel_cc = inputs.phantom.structures, inputs.phantom.grid.voxel_volume_cc
+    arcs = engine.apertures.arc_of_cp
+    dose, record = delivered_dose(inputs, engine, cp_mu(segment_mu, arcs), region, say)
+    factor = prescription_scale_factor(protocol, dose, masks, voxel_cc)
+    segment_mu = np.asarray(segment_mu, dtype=np.float64) * factor
+    dose = (dose * factor).astype(np.float32)
+    evaluation = evaluate_protocol(protocol, dose, masks, voxel_cc)
+    record["total_s"] = round(time.perf_counter() - t0, 3)
+    return segment_mu, cp_mu(segment_mu, arcs), dose, evaluation, plan_metrics(dose, masks, voxel_cc), record
 
 
 def delivered_dose(inputs, engine: ApertureDoseEngine, mu_per_cp, region: str = "body", say=None):
