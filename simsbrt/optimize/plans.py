@@ -566,7 +566,8 @@ def _search_rule(settings: PlanSettings, blocking: Callable, ceilings=()) -> dic
     """bracket_search's pick and tolerance_gy under settings.search_method (simsbrt.optimize.search)."""
     pick = None
     if settings.search_method == "interpolate":
-        pick = interpolating_pick(binding_slack(lambda ev: limit_margins(ev, ceilings, BOUNDARY_TOLERANCE), blocking))
+        pick = interpolating_pick(binding_slack(lambda ev: limit_margins(ev, ceilings, BOUNDARY_TOLERANCE), blocking),
+                                  settings.search_tolerance_gy)
     return {"pick": pick, "tolerance_gy": settings.search_tolerance_gy}
 
 

@@ -8,9 +8,10 @@ of each limit (limit - value for a maximum, value - limit for a minimum, in the 
 the margin of the limits that fail at b changes smoothly with the goal (the GTV D2% rises with the
 boost goal). "interpolate" (regula falsi with a safeguard) puts the next goal where the straight
 line through (a, margin at a) and (b, margin at b) crosses zero, kept inside the middle 80 % of the
-bracket; after two verdicts in a row on the same side it bisects once (the Illinois-type guard that
-keeps regula falsi from creeping from one end). The search stops early once the bracket is no wider
-than a tolerance. Every step is still judged by the same verdict on the same dose as in bisection;
+bracket and at least the tolerance (or half the bracket) from either end, so that a step next to a
+good estimate either moves the acceptable end by the tolerance or closes the bracket to it; when
+one end was kept for two steps in a row its margin is halved (the Illinois modification, which
+keeps regula falsi from creeping from the other end). The search stops once the bracket is no wider than the tolerance. Every step is still judged by the same verdict on the same dose as in bisection;
 only the goals tried differ. Deterministic: the goals depend only on the evaluated plans.
 """
 from __future__ import annotations
@@ -60,17 +61,18 @@ def binding_slack(margins_of: Callable, blocking: Callable) -> Callable:
     return slack
 
 
-def interpolating_pick(slack: Callable) -> Callable:
+def interpolating_pick(slack: Callable, tolerance_gy: float = 0.0) -> Callable:
     """pick(a, b, best, failure, steps) -> the next goal in (a, b) (module docstring)."""
     def pick(a: float, b: float, best, failure, steps) -> float:
         mid = 0.5 * (a + b)
-        recent = [s.acceptable for s in steps[-2:]]
-        if len(steps) >= 4 and len(set(recent)) == 1:   # two same-side verdicts after the bracket: bisect once
-            return mid
         sa, sb = slack(best, failure), slack(failure, failure)
         if sa is None or sb is None or not (sa > 0.0 > sb):
             return mid
+        recent = [s.acceptable for s in steps[2:]][-2:]
+        if len(recent) == 2 and recent[0] == recent[1]:     # one end kept twice: halve its margin (Illinois)
+            sa, sb = (sa, 0.5 * sb) if recent[0] else (0.5 * sa, sb)
         goal = a + (b - a) * sa / (sa - sb)
         width = b - a
-        return min(max(goal, a + INNER_FRAC * width), b - INNER_FRAC * width)
+        gap = max(INNER_FRAC * width, min(tolerance_gy, 0.5 * width))
+        return min(max(goal, a + gap), b - gap)
     return pick
