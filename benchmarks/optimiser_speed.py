@@ -80,7 +80,8 @@ def plan_row(config: str, mode: str, inputs, settings) -> dict:
             "goal_gy": f"{result.plan_goal_gy:.2f}" if result.plan_goal_gy is not None else "-",
             "GTV_D50": f"{m['GTV']['D50%']:.2f}", "GTV_D98": f"{m['GTV']['D98%']:.2f}",
             "PRV_D0.03cc": f"{m['SpinalCord_PRV02']['D0.03cc']:.2f}",
-            "feasible_exact": "yes" if result.feasible else "NO: " + "; ".join(result.evaluation.violated_limits)}
+            "feasible_exact": "yes" if result.feasible else "NO: " + "; ".join(result.evaluation.violated_limits),
+            "_steps": " ".join(f"{s.goal_gy:.2f}{'+' if s.acceptable else '-'}({s.n_iterations})" for s in result.search)}
 
 
 def main() -> int:
@@ -123,6 +124,9 @@ def main() -> int:
             rows.append(plan_row(name, mode, inputs, settings))
             print(f"# done {name} {mode} (load {_load()})", flush=True)
     print_table(rows, COLUMNS)
+    print("# search steps per plan: goal (Gy), + acceptable / - not, (iterations of the step)")
+    for r in rows:
+        print(f"#   {r['config']} {r['mode']}: {r['_steps'] or 'no search'}")
     for name in configs:
         total = sum(float(r["plan_s"]) for r in rows if r["config"] == name)
         print(f"# {name}: all plans {total:.1f} s (plan_s summed; the influence matrix and warm-up not included)")

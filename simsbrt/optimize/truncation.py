@@ -28,7 +28,7 @@ final dose (simsbrt.optimize.correction).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import scipy.sparse as sp
@@ -110,12 +110,13 @@ def correction_error_bound(problem, truncated: TruncatedMatrix, step) -> np.ndar
 
 
 def optimise_truncated(problem, truncated: TruncatedMatrix, goals, weights0=None, solver: str = "projected_lbfgs",
-                       options: SolverOptions = SolverOptions(), rounds: int = 3, stop_gy: float = STOP_GY):
+                       options: SolverOptions = SolverOptions(), rounds: int = 3, stop_gy: float = STOP_GY,
+                       on_round: Callable | None = None):
     """FluenceProblem.optimise on D_t x + c, c = D x - D_t x recomputed after each round (module docstring).
 
     problem.operator is the full optimisation matrix (possibly itself carrying the final dose's correction
     term: then c includes it). Returns a SolverResult with delivered weights, n_iter summed over the rounds
-    and a message naming the rounds run."""
+    and a message naming the rounds run. on_round(k, x) sees the distinct variables after round k (0: the start)."""
     xp = problem.xp
     kernels = target_of(problem.target if problem.target is not None else xp).kernels
     x = problem.initial_variables(goals.prescription_gy) if weights0 is None else problem.to_distinct(weights0)
@@ -124,6 +125,8 @@ def optimise_truncated(problem, truncated: TruncatedMatrix, goals, weights0=None
     n_iter = n_eval = 0
     correction = None
     result = None
+    if on_round is not None:
+        on_round(0, x)
     for k in range(int(rounds)):
         new = problem.operator @ x - truncated.operator @ x
         if correction is not None and kernels.host_scalar(xp.max(xp.abs(new - correction))) < stop_gy:
@@ -134,6 +137,8 @@ def optimise_truncated(problem, truncated: TruncatedMatrix, goals, weights0=None
         result = minimize_nonnegative(objective.value_and_gradient, x, solver, xp, opts,
                                       host_scalar=kernels.host_scalar)
         x = result.x
+        if on_round is not None:
+            on_round(k + 1, x)
         n_iter += result.n_iter
         n_eval += result.n_evaluations
         rounds_run = k + 1
