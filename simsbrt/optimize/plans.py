@@ -116,6 +116,9 @@ class PlanSettings:
     search_tolerance_gy: float = 0.0
     truncation_frac: float = 0.0
     truncation_rounds: int = 3
+    # uniform_escalated: "full" runs every search step at solver_options; "search" runs the warm-started steps at
+    # search_solver_options and re-optimises the chosen plan at solver_options (kept if still feasible), as sib does
+    escalation_step_options: str = "full"
 
     def __post_init__(self):
         for name in ("cord_prv_limit_gy", "thecal_sac_limit_gy"):
@@ -143,6 +146,8 @@ class PlanSettings:
         if not (np.isfinite(self.search_tolerance_gy) and self.search_tolerance_gy >= 0):
             raise SpecError("search_tolerance_gy", f"must be >= 0 Gy, got {self.search_tolerance_gy}")
         check_truncation(self.truncation_frac, self.truncation_rounds)
+        if self.escalation_step_options not in ("full", "search"):
+            raise SpecError("escalation_step_options", f"choose 'full' or 'search', got {self.escalation_step_options!r}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -562,6 +567,16 @@ def plan_metrics(dose_gy, masks: dict, voxel_volume_cc: float) -> dict:
             for name, metrics in REPORTED_METRICS.items()}
 
 
+def _polished_escalation(planner: _Planner, cand: Candidate, p: float, protocol: Protocol, progress) -> Candidate:
+    """The chosen escalation step re-optimised at solver_options from its own weights, kept if still feasible."""
+    add_steps(progress, 1)
+    polished = planner.candidate(planner.goals.with_(boost_gy=None, prescription_gy=p), protocol, cand, _never)
+    kept = polished.evaluation.feasible
+    step_done(progress, f"final plan at PTV_Eval prescription {p:.2f} Gy, full accuracy: "
+                        f"{'kept' if kept else 'violates a limit, the search plan is kept'}")
+    return polished if kept else cand
+
+
 def _search_rule(settings: PlanSettings, blocking: Callable, ceilings=()) -> dict:
     """bracket_search's pick and tolerance_gy under settings.search_method (simsbrt.optimize.search)."""
     pick = None
@@ -752,7 +767,12 @@ def make_plan(inputs: PlanInputs, mode: str, settings: PlanSettings = PlanSettin
         def plan_at(p, warm):
             goals = planner.goals.with_(boost_gy=None, prescription_gy=p)
             start = None if warm is None else replace(warm, weights=warm.weights * (p / warm.goal_gy), evaluation=None)
-            return planner.candidate(goals, escalated(p), start, _never)
+            return planner.candidate(goals, escalated(p), start, _never, step_options(warm))
+
+        def step_options(warm):   # the cold first step keeps solver_options: it is the uniform plan's optimisation
+            return settings.search_solver_options if warm is not None and search_steps else None
+
+        search_steps = settings.escalation_step_options == "search"
 
         outcome = bracket_search(plan_at, lambda c: c.evaluation.feasible, _describe(_mandatory_violations), lo, hi,
                                  settings.n_bisections, progress, "PTV_Eval prescription",
@@ -760,6 +780,8 @@ def make_plan(inputs: PlanInputs, mode: str, settings: PlanSettings = PlanSettin
         cand = outcome.best if outcome.best is not None else outcome.lowest_failure
         reached_rx = outcome.best_goal_gy if outcome.best is not None else lo
         protocol = escalated(reached_rx)
+        if search_steps and outcome.best is not None and outcome.best_goal_gy != lo:
+            cand = _polished_escalation(planner, cand, reached_rx, protocol, progress)
         steps = outcome.steps
         binding = (tuple(outcome.lowest_failure.evaluation.violated_limits)
                    if outcome.lowest_failure is not None else ())

@@ -30,6 +30,7 @@ from scipy.ndimage import distance_transform_edt
 from simsbrt.errors import SpecError
 from simsbrt.evaluate.metrics import DOSE_AT_PERCENT, DOSE_AT_VOLUME_CC, DOSE_MAX, parse_metric
 from simsbrt.optimize.problem import BOOST
+from simsbrt.progress import add_steps
 from simsbrt.progress import step as step_done
 
 
@@ -104,8 +105,9 @@ def bracket_search(plan_at: Callable[[float, Any], Any], acceptable: Callable[[A
         return SearchOutcome(hi_cand, hi_gy, None, tuple(steps), tuple(accepted))
     failure = hi_cand
     a, b = lo_gy, hi_gy
-    for _ in range(n_bisections):
+    for k in range(n_bisections):
         if b - a <= tolerance_gy:
+            add_steps(progress, -(n_bisections - k))    # the steps announced but not needed
             break
         mid = 0.5 * (a + b) if pick is None else pick(a, b, best, failure, steps)
         cand, ok = run(mid, best)
