@@ -116,6 +116,7 @@ class PlanSettings:
     search_tolerance_gy: float = 0.0
     truncation_frac: float = 0.0
     truncation_rounds: int = 3
+    truncation_organ_frac: float = 0.0      # the same for the cord PRV / thecal sac rows (0: every entry kept)
     # uniform_escalated: "full" runs every search step at solver_options; "search" runs the warm-started steps at
     # search_solver_options and re-optimises the chosen plan at solver_options (kept if still feasible), as sib does
     escalation_step_options: str = "full"
@@ -146,6 +147,7 @@ class PlanSettings:
         if not (np.isfinite(self.search_tolerance_gy) and self.search_tolerance_gy >= 0):
             raise SpecError("search_tolerance_gy", f"must be >= 0 Gy, got {self.search_tolerance_gy}")
         check_truncation(self.truncation_frac, self.truncation_rounds)
+        check_truncation(self.truncation_organ_frac, self.truncation_rounds, "truncation_organ_frac")
         if self.escalation_step_options not in ("full", "search"):
             raise SpecError("escalation_step_options", f"choose 'full' or 'search', got {self.escalation_step_options!r}")
 
@@ -406,7 +408,7 @@ class _Planner:
         cold_key = None
         if w0 is None and not extra_objectives and self.correction_gy is None:
             cold_key = ("cold optimisation", goals, options, self.settings.solver, self.settings.truncation_frac,
-                        self.settings.truncation_rounds)
+                        self.settings.truncation_organ_frac, self.settings.truncation_rounds)
         reused = self.inputs.cache.get(cold_key) if cold_key is not None else None
         if reused is not None:
             result = reused
@@ -444,11 +446,12 @@ class _Planner:
         frac = self.settings.truncation_frac
         if not frac:
             return problem.optimise(goals, w0, self.settings.solver, options)
-        key = ("truncated matrix", self.inputs.backend.name, frac)
+        organ_frac = self.settings.truncation_organ_frac
+        key = ("truncated matrix", self.inputs.backend.name, frac, organ_frac)
         truncated = self.inputs.cache.get(key)
         if truncated is None:
             t0 = time.perf_counter()
-            truncated = truncate(self._base_problem, frac, ORGAN_STRUCTURES)
+            truncated = truncate(self._base_problem, frac, ORGAN_STRUCTURES, organ_frac)
             self.inputs.cache[key] = truncated
             self.timings["truncation_s"] = time.perf_counter() - t0
         self.timings["optimiser_nnz"] = truncated.nnz
