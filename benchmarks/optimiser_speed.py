@@ -5,10 +5,11 @@ matrix once, then plans the three modes (as ``simsbrt compare`` does) with each 
 
 * reference: bisection search (5 bisections), the full optimisation matrix;
 * fast:      interpolating search (simsbrt.optimize.search) stopping at a bracket of --tolerance-gy,
-             the optimisation matrix truncated below --frac of each column's peak with the iterated
-             correction term (simsbrt.optimize.truncation).
+             the optimisation matrix truncated below --frac of each column's peak (--organ-frac in the
+             cord PRV / thecal sac rows) with the iterated correction term (simsbrt.optimize.truncation),
+             the escalation search's warm-started steps at the search solver options plus a final polish.
 
-Per configuration and plan: the plan's wall time, the search alone (from the plan's start to the last
+Per configuration and plan: the plan's wall time and CPU time, the search alone (from the plan's start to the last
 search step's verdict), optimisation time, iterations, search steps, the optimiser's non-zeros, the exact
 final dose's time, and the plan on its EXACT final dose: GTV D50% / D98%, cord PRV D0.03cc, feasible.
 
