@@ -19,6 +19,11 @@ kernels' compilation (one short optimisation and one exact dose). The truncated 
 the first fast plan (truncation_s). Cached cold optimisations are cleared between configurations.
 
     python benchmarks/optimiser_speed.py [--spacing-mm 2.0] [--modes uniform,sib,uniform_escalated]
+    python benchmarks/optimiser_speed.py --evaluations-only   # one objective evaluation, full vs truncated matrix
+
+--evaluations-only times one objective evaluation (D x, the penalties, D^T g: one solver iteration's work)
+on the full optimisation matrix and on the truncated one (with its correction term), median of --repeats
+after one untimed call, and no plans.
 """
 from __future__ import annotations
 
@@ -32,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import git_commit, machine_line, peak_rss_mib, print_table  # noqa: E402
+from common import git_commit, machine_line, peak_rss_mib, print_table, timed_runs  # noqa: E402
 
 from simsbrt.geometry.arcs import default_arc_set  # noqa: E402
 from simsbrt.optimize.plans import MODES, PlanSettings, _Planner, make_plan, prepare_plan_inputs  # noqa: E402
@@ -66,6 +71,29 @@ def warm_up(inputs) -> None:
     planner = _Planner(inputs, PlanSettings())
     result = planner.problem.optimise(planner.goals, None, "projected_lbfgs", SolverOptions(max_iter=2))
     planner.exact_dose(result.x)
+
+
+def evaluation_rows(inputs, settings, repeats: int) -> list[dict]:
+    """One objective evaluation on the full and on the truncated optimisation matrix (median of repeats)."""
+    from simsbrt.optimize.correction import CorrectedOperator
+    from simsbrt.optimize.plans import ORGAN_STRUCTURES
+    from simsbrt.optimize.truncation import truncate
+
+    planner = _Planner(inputs, settings)
+    problem, goals = planner.problem, planner.goals.with_(boost_gy=43.0)
+    x = problem.initial_variables(goals.prescription_gy)
+    full = problem.objective(goals)
+    t0 = time.perf_counter()
+    t = truncate(problem, settings.truncation_frac, ORGAN_STRUCTURES, settings.truncation_organ_frac)
+    build_s = time.perf_counter() - t0
+    corrected = replace(full, influence=CorrectedOperator(t.operator, problem.operator @ x - t.operator @ x))
+    rows = []
+    for name, objective, nnz in (("full", full, problem.operator.nnz), ("truncated + correction", corrected, t.nnz)):
+        median, times, _ = timed_runs(lambda: objective.value_and_gradient(x), repeats=repeats, warmup=1)
+        rows.append({"matrix": name, "nnz": int(nnz), "eval_s": f"{median:.4f}",
+                     "spread_s": f"{min(times):.4f}-{max(times):.4f}",
+                     "build_s": f"{build_s:.1f}" if name != "full" else "-"})
+    return rows
 
 
 def plan_row(config: str, mode: str, inputs, settings) -> dict:
@@ -103,6 +131,9 @@ def main() -> int:
     ap.add_argument("--organ-frac", type=float, default=0.001, help="fast: the same in the cord PRV / thecal sac rows")
     ap.add_argument("--rounds", type=int, default=3, help="fast: correction rounds per optimisation")
     ap.add_argument("--tolerance-gy", type=float, default=0.3, help="fast: stop the search at this bracket width")
+    ap.add_argument("--evaluations-only", action="store_true", help="time one objective evaluation, full vs "
+                                                                     "truncated matrix; no plans")
+    ap.add_argument("--repeats", type=int, default=10, help="--evaluations-only: timed evaluations per matrix")
     args = ap.parse_args()
     modes = [m for m in args.modes.split(",") if m]
 
@@ -123,6 +154,13 @@ def main() -> int:
     print(f"# shared warm-up (optimisation matrix, depth trace, compilation; untimed in the plans): "
           f"{time.perf_counter() - t0:.1f} s")
     configs = configurations(args)
+    if args.evaluations_only:
+        print(f"# one objective evaluation (D x, penalties, D^T g), median of {args.repeats} after one untimed; "
+              f"truncation_frac {args.frac:g}, organ rows {args.organ_frac:g}")
+        print_table(evaluation_rows(inputs, configs["fast"], args.repeats), ["matrix", "nnz", "eval_s", "spread_s",
+                                                                             "build_s"])
+        print(f"# load average at end {_load()}; peak RSS {peak_rss_mib():.0f} MiB")
+        return 0
     for name, s in configs.items():
         print(f"# {name}: search {s.search_method}, {s.n_bisections} inner steps at most, tolerance "
               f"{s.search_tolerance_gy:g} Gy; truncation_frac {s.truncation_frac:g} (organ rows "
