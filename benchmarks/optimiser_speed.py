@@ -150,7 +150,8 @@ def main() -> int:
     print(f"# influence {im.n_voxels} rows x {im.n_beamlets} beamlets, {im.nnz} non-zeros, "
           f"{time.perf_counter() - t0:.1f} s")
     t0 = time.perf_counter()
-    warm_up(inputs)
+    if not args.evaluations_only:
+        warm_up(inputs)
     print(f"# shared warm-up (optimisation matrix, depth trace, compilation; untimed in the plans): "
           f"{time.perf_counter() - t0:.1f} s")
     configs = configurations(args)
