@@ -152,8 +152,8 @@ def main() -> int:
     t0 = time.perf_counter()
     if not args.evaluations_only:
         warm_up(inputs)
-    print(f"# shared warm-up (optimisation matrix, depth trace, compilation; untimed in the plans): "
-          f"{time.perf_counter() - t0:.1f} s")
+        print(f"# shared warm-up (optimisation matrix, depth trace, compilation; untimed in the plans): "
+              f"{time.perf_counter() - t0:.1f} s")
     configs = configurations(args)
     if args.evaluations_only:
         print(f"# one objective evaluation (D x, penalties, D^T g), median of {args.repeats} after one untimed; "
