@@ -66,7 +66,9 @@ from simsbrt.optimize.protocol_numbers import (DEFAULT_PROTOCOL, ORGAN_MARGIN_GY
                                                mode_protocol, planning_numbers)
 from simsbrt.optimize.sib import (FloorConflict, SearchStep, bracket_search, capping_limits, ceiling_violations,
                                   check_boost_policy, floor_conflicts, optimal_ceilings)
+from simsbrt.optimize.search import binding_slack, check_search_method, interpolating_pick, limit_margins
 from simsbrt.optimize.solvers import SOLVERS, SolverOptions
+from simsbrt.optimize.truncation import check_truncation, optimise_truncated, truncate
 from simsbrt.progress import add_steps, fraction
 from simsbrt.progress import step as step_done
 from simsbrt.protocols.loader import Prescription, Protocol, Range
@@ -107,6 +109,17 @@ class PlanSettings:
     boost_policy: str = "optimal_window"    # SIB: "optimal_window" (the trial's way) or "max" (module docstring)
     floor_rounds: int = 2                   # SIB: extra rounds with a GTV-floor objective when a GTV floor fails
     protocol: Any = DEFAULT_PROTOCOL        # name, TOML path or Protocol (see the docstring)
+    # the optimiser's cost (simsbrt.optimize.search, simsbrt.optimize.truncation): where the search steps go
+    # ("bisection" | "interpolate") and when they stop (bracket width, Gy of goal); the optimisation matrix
+    # truncated below this fraction of each column's peak (0: the full matrix) with this many correction rounds
+    search_method: str = "bisection"
+    search_tolerance_gy: float = 0.0
+    truncation_frac: float = 0.0
+    truncation_rounds: int = 3
+    truncation_organ_frac: float = 0.0      # the same for the cord PRV / thecal sac rows (0: every entry kept)
+    # uniform_escalated: "full" runs every search step at solver_options; "search" runs the warm-started steps at
+    # search_solver_options and re-optimises the chosen plan at solver_options (kept if still feasible), as sib does
+    escalation_step_options: str = "full"
 
     def __post_init__(self):
         for name in ("cord_prv_limit_gy", "thecal_sac_limit_gy"):
@@ -130,6 +143,13 @@ class PlanSettings:
         check_boost_policy(self.boost_policy)
         if int(self.floor_rounds) < 0:
             raise SpecError("floor_rounds", f"must be >= 0, got {self.floor_rounds}")
+        check_search_method(self.search_method)
+        if not (np.isfinite(self.search_tolerance_gy) and self.search_tolerance_gy >= 0):
+            raise SpecError("search_tolerance_gy", f"must be >= 0 Gy, got {self.search_tolerance_gy}")
+        check_truncation(self.truncation_frac, self.truncation_rounds)
+        check_truncation(self.truncation_organ_frac, self.truncation_rounds, "truncation_organ_frac")
+        if self.escalation_step_options not in ("full", "search"):
+            raise SpecError("escalation_step_options", f"choose 'full' or 'search', got {self.escalation_step_options!r}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -388,7 +408,8 @@ class _Planner:
         # escalation search starts at the uniform plan's prescription, so its first step is the uniform plan
         cold_key = None
         if w0 is None and not extra_objectives and self.correction_gy is None:
-            cold_key = ("cold optimisation", goals, options, self.settings.solver)
+            cold_key = ("cold optimisation", goals, options, self.settings.solver, self.settings.truncation_frac,
+                        self.settings.truncation_organ_frac, self.settings.truncation_rounds)
         reused = self.inputs.cache.get(cold_key) if cold_key is not None else None
         if reused is not None:
             result = reused
@@ -398,7 +419,7 @@ class _Planner:
             if extra_objectives:
                 result = self._optimise_with_extra(goals, extra_objectives, w0, options)
             else:
-                result = self.problem.optimise(goals, w0, self.settings.solver, options)
+                result = self._solve(self.problem, goals, w0, options)
             self.n_iterations += result.n_iter
             if cold_key is not None:
                 self.inputs.cache[cold_key] = result
@@ -420,7 +441,24 @@ class _Planner:
         """FluenceProblem.optimise with dose objectives added to the goals' own."""
         shared = {f.name: getattr(self.problem, f.name) for f in fields(FluenceProblem)}
         problem = _ProblemWithExtra(**shared, extra_objectives=tuple(extra_objectives))
-        return problem.optimise(goals, w0, self.settings.solver, options)
+        return self._solve(problem, goals, w0, options)
+
+    def _solve(self, problem: FluenceProblem, goals: PlanGoals, w0, options: SolverOptions):
+        """problem.optimise, on the truncated matrix with the iterated correction when the settings ask for it."""
+        frac = self.settings.truncation_frac
+        if not frac:
+            return problem.optimise(goals, w0, self.settings.solver, options)
+        organ_frac = self.settings.truncation_organ_frac
+        key = ("truncated matrix", self.inputs.backend.name, frac, organ_frac)
+        truncated = self.inputs.cache.get(key)
+        if truncated is None:
+            t0 = time.perf_counter()
+            truncated = truncate(self._base_problem, frac, ORGAN_STRUCTURES, organ_frac)
+            self.inputs.cache[key] = truncated
+            self.timings["truncation_s"] = time.perf_counter() - t0
+        self.timings["optimiser_nnz"] = truncated.nnz
+        return optimise_truncated(problem, truncated, goals, w0, self.settings.solver, options,
+                                  self.settings.truncation_rounds)
 
     def floor_rows(self, capped_by: tuple[str, ...]):
         """Optimisation rows of the GTV outside the given organs (their voxels cannot reach a floor above
@@ -534,6 +572,25 @@ def plan_metrics(dose_gy, masks: dict, voxel_volume_cc: float) -> dict:
             for name, metrics in REPORTED_METRICS.items()}
 
 
+def _polished_escalation(planner: _Planner, cand: Candidate, p: float, protocol: Protocol, progress) -> Candidate:
+    """The chosen escalation step re-optimised at solver_options from its own weights, kept if still feasible."""
+    add_steps(progress, 1)
+    polished = planner.candidate(planner.goals.with_(boost_gy=None, prescription_gy=p), protocol, cand, _never)
+    kept = polished.evaluation.feasible
+    step_done(progress, f"final plan at PTV_Eval prescription {p:.2f} Gy, full accuracy: "
+                        f"{'kept' if kept else 'violates a limit, the search plan is kept'}")
+    return polished if kept else cand
+
+
+def _search_rule(settings: PlanSettings, blocking: Callable, ceilings=()) -> dict:
+    """bracket_search's pick and tolerance_gy under settings.search_method (simsbrt.optimize.search)."""
+    pick = None
+    if settings.search_method == "interpolate":
+        pick = interpolating_pick(binding_slack(lambda ev: limit_margins(ev, ceilings, BOUNDARY_TOLERANCE), blocking),
+                                  settings.search_tolerance_gy)
+    return {"pick": pick, "tolerance_gy": settings.search_tolerance_gy}
+
+
 def _describe(blocking: Callable):
     """SearchStep of a candidate; blocking(evaluation) -> the violations that make a step unacceptable."""
     def describe(cand: Candidate, goal: float, ok: bool) -> SearchStep:
@@ -588,8 +645,9 @@ def _plan_sib(planner: _Planner, settings: PlanSettings, progress) -> _SibPlan:
         return planner.candidate(planner.goals.with_(boost_gy=goal), protocol, warm, _gtv_floor,
                                  settings.search_solver_options)
 
+    ceilings = optimal_ceilings(protocol) if settings.boost_policy == "optimal_window" else ()
     outcome = bracket_search(plan_at, acceptable, _describe(blocking), lo, hi, settings.n_bisections,
-                             progress, "GTV boost goal")
+                             progress, "GTV boost goal", **_search_rule(settings, blocking, ceilings))
     chosen = prefer_optimal(outcome.accepted, settings.optimal_preference_gy)
     cand = chosen if chosen is not None else outcome.lowest_failure
     if chosen is not None and settings.polish and settings.search_solver_options != settings.solver_options:
@@ -720,13 +778,21 @@ def make_plan(inputs: PlanInputs, mode: str, settings: PlanSettings = PlanSettin
         def plan_at(p, warm):
             goals = planner.goals.with_(boost_gy=None, prescription_gy=p)
             start = None if warm is None else replace(warm, weights=warm.weights * (p / warm.goal_gy), evaluation=None)
-            return planner.candidate(goals, escalated(p), start, _never)
+            return planner.candidate(goals, escalated(p), start, _never, step_options(warm))
+
+        def step_options(warm):   # the cold first step keeps solver_options: it is the uniform plan's optimisation
+            return settings.search_solver_options if warm is not None and search_steps else None
+
+        search_steps = settings.escalation_step_options == "search"
 
         outcome = bracket_search(plan_at, lambda c: c.evaluation.feasible, _describe(_mandatory_violations), lo, hi,
-                                 settings.n_bisections, progress, "PTV_Eval prescription")
+                                 settings.n_bisections, progress, "PTV_Eval prescription",
+                                 **_search_rule(settings, _mandatory_violations))
         cand = outcome.best if outcome.best is not None else outcome.lowest_failure
         reached_rx = outcome.best_goal_gy if outcome.best is not None else lo
         protocol = escalated(reached_rx)
+        if search_steps and outcome.best is not None and outcome.best_goal_gy != lo:
+            cand = _polished_escalation(planner, cand, reached_rx, protocol, progress)
         steps = outcome.steps
         binding = (tuple(outcome.lowest_failure.evaluation.violated_limits)
                    if outcome.lowest_failure is not None else ())

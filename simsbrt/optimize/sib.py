@@ -30,6 +30,7 @@ from scipy.ndimage import distance_transform_edt
 from simsbrt.errors import SpecError
 from simsbrt.evaluate.metrics import DOSE_AT_PERCENT, DOSE_AT_VOLUME_CC, DOSE_MAX, parse_metric
 from simsbrt.optimize.problem import BOOST
+from simsbrt.progress import add_steps
 from simsbrt.progress import step as step_done
 
 
@@ -67,10 +68,12 @@ class SearchOutcome:
 def bracket_search(plan_at: Callable[[float, Any], Any], acceptable: Callable[[Any], bool],
                    describe: Callable[[Any, float, bool], SearchStep], lo_gy: float, hi_gy: float,
                    n_bisections: int, progress: Callable[[str], None] | None = None,
-                   label: str = "goal") -> SearchOutcome:
+                   label: str = "goal", pick: Callable | None = None, tolerance_gy: float = 0.0) -> SearchOutcome:
     """Highest goal in [lo_gy, hi_gy] whose plan is acceptable (bisection; see module docstring).
 
     plan_at(goal, warm_candidate_or_None) -> candidate; acceptable(candidate) -> bool.
+    pick(a, b, best, failure, steps) -> the next goal inside the bracket (None: its midpoint; see
+    simsbrt.optimize.search); the inner steps stop early once the bracket is no wider than tolerance_gy.
     """
     if not (lo_gy <= hi_gy):
         raise SpecError("search range", f"lower end {lo_gy} Gy exceeds the upper end {hi_gy} Gy")
@@ -102,8 +105,11 @@ def bracket_search(plan_at: Callable[[float, Any], Any], acceptable: Callable[[A
         return SearchOutcome(hi_cand, hi_gy, None, tuple(steps), tuple(accepted))
     failure = hi_cand
     a, b = lo_gy, hi_gy
-    for _ in range(n_bisections):
-        mid = 0.5 * (a + b)
+    for k in range(n_bisections):
+        if b - a <= tolerance_gy:
+            add_steps(progress, -(n_bisections - k))    # the steps announced but not needed
+            break
+        mid = 0.5 * (a + b) if pick is None else pick(a, b, best, failure, steps)
         cand, ok = run(mid, best)
         if ok:
             a, best, best_goal = mid, cand, mid
