@@ -363,20 +363,67 @@ def test_the_median_filter_removes_a_single_pair_spike_and_keeps_closed_pairs_cl
     np.testing.assert_array_equal(e, stop)
 
 
-def test_a_deliverable_sib_that_breaks_a_ceiling_lowers_its_boost_goal(deliverable, tiny_plan_inputs):
-    """At a 51 Gy boost goal the hot spot breaks D2% <= 51 Gy: the same apertures are re-optimised at lower
-    goals and the highest goal that keeps every mandatory limit (GTV floors aside) is kept."""
-    from dataclasses import replace
+def _required_limits_broken(plan, ph):
+    """Mandatory limits (GTV floors aside) and optimal ceilings the plan's stored dose breaks, judged by
+    simsbrt.evaluate on the dose as stored, independently of the search's own verdict."""
+    ev = evaluate_protocol("sib_trial", plan.dose_gy, ph.structures, ph.grid.voxel_volume_cc)
+    broken = []
+    for r in ev.rows:
+        gtv_floor = r.structure == "GTV" and r.mandatory is not None and r.mandatory.max_value is None
+        if r.status == "violated" and not gtv_floor:
+            broken.append(r.limit_name)
+        if r.optimal is not None and r.optimal.max_value is not None and r.value is not None \
+                and (r.structure, r.metric) != ("PTV_Eval", "D90%") and r.value > r.optimal.max_value + 1e-3:
+            broken.append(f"{r.limit_name} optimal ceiling")
+    return broken
 
-    from simsbrt.delivery.plan import make_deliverable
+
+def _search_settings():
     from simsbrt.optimize.plans import PlanSettings
     from simsbrt.optimize.solvers import SolverOptions
 
+    return PlanSettings(n_bisections=1, organ_rounds=1, solver_options=SolverOptions(max_iter=80, ftol=1e-5),
+                        search_solver_options=SolverOptions(max_iter=40, ftol=1e-5))
+
+
+def test_a_deliverable_sib_that_breaks_a_ceiling_is_resequenced_at_a_lower_goal(deliverable, tiny_plan_inputs):
+    """At a 51 Gy boost goal the deliverable's hot spot breaks D2% <= 51 Gy: the search re-optimises the fluence
+    at lower goals, re-sequences it, and keeps the highest goal whose deliverable keeps every required limit;
+    the same inputs give the same plan."""
+    from dataclasses import replace
+
+    from simsbrt.delivery.plan import DeliverySettings, make_deliverable
+
     fluence = replace(deliverable[0], plan_goal_gy=51.0)
-    settings = PlanSettings(n_bisections=1, organ_rounds=1, solver_options=SolverOptions(max_iter=80, ftol=1e-5))
-    plan = make_deliverable(tiny_plan_inputs, fluence, settings)
-    ph = tiny_plan_inputs.phantom
-    ev = evaluate_protocol("sib_trial", plan.dose_gy, ph.structures, ph.grid.voxel_volume_cc)
-    assert ev.row("GTV", "D2%").status != "violated" and ev.row("PTV_Eval", "D2%").status != "violated"
-    assert plan.delivery["boost_goal_gy"] < 51.0 and plan.plan_goal_gy == plan.delivery["boost_goal_gy"]
-    assert "lower GTV boost goal" in plan.search_stop
+    settings = _search_settings()
+    plan = make_deliverable(tiny_plan_inputs, fluence, settings, DeliverySettings(goal_bisections=1))
+    assert plan.feasible and _required_limits_broken(plan, tiny_plan_inputs.phantom) == []
+    steps = plan.delivery["boost_search"]
+    assert not steps[0]["acceptable"] and not steps[0]["resequenced"] and steps[0]["goal_gy"] == 51.0
+    goal = plan.delivery["boost_goal_gy"]
+    assert goal < 51.0 and plan.plan_goal_gy == goal
+    assert all(s["resequenced"] for s in steps[1:])
+    assert goal == max(s["goal_gy"] for s in steps if s["acceptable"])       # the highest acceptable goal ...
+    assert all(not s["acceptable"] for s in steps if s["goal_gy"] > goal)    # ... below every failing one tried
+    again = make_deliverable(tiny_plan_inputs, fluence, settings, DeliverySettings(goal_bisections=1))
+    np.testing.assert_array_equal(again.weights, plan.weights)
+    np.testing.assert_array_equal(again.delivery["apertures"].leaves_mm, plan.delivery["apertures"].leaves_mm)
+    assert again.delivery["boost_search"] == steps
+
+
+def test_a_deliverable_sib_with_no_acceptable_goal_is_reported_with_its_binding_limit(deliverable, tiny_plan_inputs):
+    """Boost range 50-51 Gy: no deliverable plan keeps the D2% ceilings; the lowest goal's plan is returned,
+    not feasible, and the search names the limits that bind it."""
+    from dataclasses import replace
+
+    from simsbrt.delivery.plan import DeliverySettings, make_deliverable
+
+    fluence = replace(deliverable[0], plan_goal_gy=51.0)
+    settings = replace(_search_settings(), boost_range_gy=(50.0, 51.0))
+    plan = make_deliverable(tiny_plan_inputs, fluence, settings, DeliverySettings(goal_bisections=1))
+    steps = plan.delivery["boost_search"]
+    assert [s["goal_gy"] for s in steps] == [51.0, 50.0] and not any(s["acceptable"] for s in steps)
+    assert plan.delivery["boost_goal_gy"] == 50.0
+    broken = _required_limits_broken(plan, tiny_plan_inputs.phantom)
+    assert broken and "no deliverable plan meets the limits" in plan.search_stop
+    assert "binding: " + "; ".join(steps[-1]["blocking"]) in plan.search_stop
