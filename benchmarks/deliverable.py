@@ -7,8 +7,9 @@ two full arcs at 4 degrees, 2.5 mm beamlets), each sequenced into MLC apertures 
                                      [--median-pairs 3] [--smoothing-mm 0] [--modes uniform,sib]
 
 Prints, per mode: GTV D50% / D98%, PTV_Eval D2%, cord PRV D0.03cc of both plans, the deliverable's MU per
-fraction, beam-on time per fraction, MCS, the fastest leaf, and the times of the fluence plan and of the
-deliverable step. Timings include numba compilation on a cold cache only if the cache is cold (stated).
+fraction, beam-on time per fraction, MCS, the fastest leaf, the boost goals, and the times of the fluence
+plan and of the deliverable step (with its parts); for the SIB, every step of the deliverable boost search
+(simsbrt.delivery.search). Timings include numba compilation on a cold cache only if the cache is cold (stated).
 """
 from __future__ import annotations
 
@@ -26,6 +27,10 @@ from simsbrt.delivery.plan import DeliverySettings, fluence_vs_deliverable, make
 from simsbrt.geometry.arcs import default_arc_set  # noqa: E402
 from simsbrt.optimize.plans import PlanSettings, make_plan, prepare_plan_inputs  # noqa: E402
 from simsbrt.phantom import build_phantom, load_spec  # noqa: E402
+
+
+DELIVERABLE_PARTS = ("fluence_resequence_s", "sequence_s", "aperture_matrix_s", "optimise_s", "boost_search_s",
+                     "final_dose_s", "deliverable_s")
 
 
 def _fmt(x, digits=2):
@@ -62,12 +67,15 @@ def main(argv=None) -> int:
     settings = PlanSettings(n_bisections=args.search_steps)
     delivery = DeliverySettings(machine=args.machine, dose_voxels=args.dose_voxels, median_pairs=args.median_pairs,
                                 smoothing_mm=args.smoothing_mm)
-    rows, sides = [], []
+    rows, sides, searches, parts = [], [], {}, {}
     for mode in args.modes.split(","):
         plan = make_plan(inputs, mode, settings)
         deliverable = make_deliverable(inputs, plan, settings, delivery,
                                        progress=lambda m: print("  " + m, file=sys.stderr, flush=True))
         c = fluence_vs_deliverable(plan, deliverable)
+        if deliverable.delivery.get("boost_search"):
+            searches[mode] = deliverable.delivery["boost_search"]
+        parts[mode] = {k: deliverable.timings_s[k] for k in DELIVERABLE_PARTS if k in deliverable.timings_s}
         sides.append(c)
         m = {(r["structure"], r["metric"]): r for r in c["metrics"]}
         for kind, key in (("fluence", "fluence_gy"), ("deliverable", "deliverable_gy")):
@@ -75,6 +83,8 @@ def main(argv=None) -> int:
                          "GTV_D50": _fmt(m[("GTV", "D50%")][key]), "GTV_D98": _fmt(m[("GTV", "D98%")][key]),
                          "PTV_D2": _fmt(m[("PTV_Eval", "D2%")][key]),
                          "PRV_D0.03cc": _fmt(m[("SpinalCord_PRV02", "D0.03cc")][key]),
+                         "boost_goal": _fmt(c["fluence_boost_goal_gy"] if kind == "fluence"
+                                            else c["deliverable_boost_goal_gy"]),
                          "limits_met": ("yes" if (c["fluence_feasible"] if kind == "fluence"
                                                   else c["deliverable_feasible"]) else "NO"),
                          "MU/fx": "-" if kind == "fluence" else f"{c['mu_per_fraction']:.0f}",
@@ -82,7 +92,7 @@ def main(argv=None) -> int:
                          "MCS": "-" if kind == "fluence" else f"{c['mcs']:.3f}",
                          "leaf_max_mm/s": "-" if kind == "fluence" else f"{c['max_leaf_speed_mm_per_s']:.1f}",
                          "plan_s": f"{c['fluence_plan_s']:.1f}" if kind == "fluence" else f"{c['deliverable_s']:.1f}"})
-    print_table(rows, ["mode", "plan", "GTV_D50", "GTV_D98", "PTV_D2", "PRV_D0.03cc", "limits_met", "MU/fx",
+    print_table(rows, ["mode", "plan", "boost_goal", "GTV_D50", "GTV_D98", "PTV_D2", "PRV_D0.03cc", "limits_met", "MU/fx",
                        "time/fx_s", "MCS", "leaf_max_mm/s", "plan_s"])
     for c in sides:
         m = {(r["structure"], r["metric"]): r for r in c["metrics"]}
@@ -90,9 +100,17 @@ def main(argv=None) -> int:
               f"GTV D98% {_fmt(m[('GTV', 'D98%')]['change_gy'])} Gy, cord PRV D0.03cc "
               f"{_fmt(m[('SpinalCord_PRV02', 'D0.03cc')]['change_gy'])} Gy; deliverable violates: "
               f"{'; '.join(c['deliverable_violated']) or 'nothing'}")
+        for k, step in enumerate(searches.get(c["mode"], []), 1):
+            print(f"  {c['mode']} deliverable search {k}: GTV boost goal {step['goal_gy']:.2f} Gy "
+                  f"({'re-sequenced fluence' if step['resequenced'] else 'the fluence plan'}) -> "
+                  f"{'; '.join(step['blocking']) or 'meets the limits'}")
+        if c["mode"] in searches:
+            print(f"  {c['mode']} deliverable: {c['deliverable_search_stop']}")
+        print(f"  {c['mode']} deliverable step, s: " + ", ".join(f"{k} {v:.1f}" for k, v in parts[c["mode"]].items()))
     print(f"calibration: {sides[0]['calibration']}")
-    print(f"plan_s: fluence = make_plan (search + evaluation; influence matrix excluded); deliverable = sequencing "
-          f"+ exact aperture matrix + segment-MU optimisation + exact dose. peak RSS {peak_rss_mib():.0f} MiB; "
+    print(f"plan_s: fluence = make_plan (search + evaluation; influence matrix excluded); deliverable = the deliverable "
+          f"boost search (SIB: fluence re-optimisation at each lower goal, sequencing, exact aperture matrix, segment-MU "
+          f"optimisation, judged on the exact aperture dose) + exact final dose. peak RSS {peak_rss_mib():.0f} MiB; "
           f"load average at end {os.getloadavg()[0]:.2f}")
     return 0
 
