@@ -1,4 +1,6 @@
-"""CPU drivers of the MLC-aperture dose (kernels/device/aperture.py), numba.njit with prange.
+"""CPU drivers of the MLC-aperture dose (kernels/device/aperture.py: open leaf-pair rectangles plus the MLC
+transmission under the closed leaves inside the jaws; rectangles beyond 9 kernel widths skipped),
+numba.njit with prange.
 
 The drivers map loop indices to (point, control point) work items; the physics is the device
 function's. depths[i, g]: radiological depth of point i from source g; cp_geom[c]: the source of

@@ -1,4 +1,6 @@
-"""CUDA drivers of the MLC-aperture dose (kernels/device/aperture.py), numba.cuda.jit.
+"""CUDA drivers of the MLC-aperture dose (kernels/device/aperture.py: open leaf-pair rectangles plus the MLC
+transmission under the closed leaves inside the jaws; rectangles beyond 9 kernel widths skipped),
+numba.cuda.jit.
 
 One thread per (point, control point) for the columns, one per point for the summed dose. Inputs
 as in kernels/cpu_aperture.py; CuPy arrays on a GPU, NumPy arrays under the Numba CUDA simulator.

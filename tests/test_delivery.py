@@ -205,6 +205,36 @@ def test_the_deliverable_dose_is_the_normalised_exact_aperture_dose(deliverable,
     assert 0.0 < d["mcs"] <= 1.0
 
 
+def test_the_deliverable_dose_covers_the_whole_patient_exactly(deliverable, tiny_plan_inputs):
+    """PLAN.h5 /dose is the final dose on every Body / structure voxel (the fluence plan's final-dose voxels), not
+    only on the optimisation rows: outside the rows it equals the per-voxel sum over control points of MU x the
+    aperture's dose per MU (columns with depths traced by the engine itself, not the shared depth cache)."""
+    from simsbrt.delivery.plan import optimisation_voxels
+    from simsbrt.dose.final import dose_voxels
+    from simsbrt.io.plan_h5 import read_plan
+
+    _, plan, _, path = deliverable
+    ph = tiny_plan_inputs.phantom
+    back = read_plan(path)
+    dose = back.dose_gy.ravel()
+    body = dose_voxels(ph, "body")
+    assert np.count_nonzero(dose) == np.count_nonzero(dose[body]) > 0.95 * len(body)
+    outside = np.setdiff1d(body, tiny_plan_inputs.influence.voxel_indices)
+    assert outside.size > 0.2 * len(body)
+    assert np.count_nonzero(dose[outside] > 0.05 * dose.max()) > 50       # not zero beyond the influence rows
+    sample = np.setdiff1d(body, optimisation_voxels(tiny_plan_inputs.influence, ph.structures))[::29]
+    aps = plan.delivery["apertures"]
+    cols = ApertureDoseEngine(ph.grid, ph.density, aps).columns(sample).astype(np.float64)
+    ref = cols @ cp_mu(plan.weights, aps.arc_of_cp)
+    np.testing.assert_allclose(dose[sample], ref, rtol=1e-4, atol=1e-6 * ref.max())
+    record = back.final_dose
+    assert record["exact"] is True and record["region"] == "body" and record["n_voxels"] == len(body)
+    assert record["depths"] == "shared with the fluence plans' final dose"
+    assert record["mlc_transmission_frac"] == aps.machine.transmission_frac
+    # the segment optimiser's dose on the optimisation rows is the same exact kernel: no difference but rounding
+    assert all(v is None or abs(v) < 0.01 for v in back.final_minus_optimiser_gy.values())
+
+
 def _beam_positions(item, device):
     for p in item.BeamLimitingDevicePositionSequence:
         if p.RTBeamLimitingDeviceType == device:

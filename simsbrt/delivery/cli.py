@@ -84,6 +84,9 @@ def deliverable_csv(document: dict) -> str:
         for r in side["metrics"]:
             w.writerow([mode, f"{r['structure']} {r['metric']} (Gy)", _cell(r["fluence_gy"]),
                         _cell(r["deliverable_gy"]), _cell(r["change_gy"])])
+        f = side.get("gtv_cord_falloff") or {}
+        w.writerow([mode, "GTV D98% to cord PRV D0.03cc fall-off (Gy/mm)", _cell(f.get("fluence_gy_per_mm")),
+                    _cell(f.get("deliverable_gy_per_mm")), _cell(f.get("change_gy_per_mm"))])
         w.writerow([mode, "limits met", side["fluence_feasible"], side["deliverable_feasible"], ""])
         for key, label in (("mu_per_fraction", "MU per fraction"), ("delivery_time_s_per_fraction", "beam-on s per fraction"),
                            ("mcs", "MCS"), ("max_leaf_speed_mm_per_s", "fastest leaf mm/s")):
@@ -107,8 +110,11 @@ def format_deliverable(document: dict) -> str:
             return f"{structure} {metric} {r['fluence_gy']:.2f} -> {r['deliverable_gy']:.2f} Gy"
 
         verdict = "limits met" if s["deliverable_feasible"] else "NOT feasible: " + "; ".join(s["deliverable_violated"])
+        f = s.get("gtv_cord_falloff") or {}
+        falloff = ("" if f.get("fluence_gy_per_mm") is None or f.get("deliverable_gy_per_mm") is None else
+                   f", GTV-cord fall-off {f['fluence_gy_per_mm']:.2f} -> {f['deliverable_gy_per_mm']:.2f} Gy/mm")
         lines.append(f"  {mode}: {pair('GTV', 'D50%')}, {pair('GTV', 'D98%')}, "
-                     f"{pair('SpinalCord_PRV02', 'D0.03cc')}; {s['mu_per_fraction']:.0f} MU/fx, "
+                     f"{pair('SpinalCord_PRV02', 'D0.03cc')}{falloff}; {s['mu_per_fraction']:.0f} MU/fx, "
                      f"{s['delivery_time_s_per_fraction']:.0f} s/fx, MCS {s['mcs']:.3f}; {verdict}")
     lines.append(f"  calibration: {next(iter(document['plans'].values()))['calibration']}")
     return "\n".join(lines)

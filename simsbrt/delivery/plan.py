@@ -16,10 +16,12 @@ make_deliverable(inputs, fluence_plan, settings):
      still breaks one, the deliverable boost search (simsbrt.delivery.search) lowers the goal,
      re-optimising the FLUENCE at each lower goal and re-sequencing it, judged on the deliverable's
      exact aperture dose, and keeps the highest goal whose deliverable plan keeps them;
-  4. the dose of the final apertures and MU through the same aperture kernel (exact; on the
-     influence-matrix rows like the fluence plan's dose, or on every voxel with
-     DeliverySettings(dose_voxels="grid")), normalised to the protocol's prescription
-     (PTV_Eval D90%) and evaluated with simsbrt.evaluate.
+  4. the final dose: the dose of the final apertures and MU through the same aperture kernel (exact,
+     MLC transmission included) on every Body / structure voxel, the voxels of the fluence plan's final
+     dose, with its radiological depths (simsbrt.dose.final.DoseGeometry, traced once); normalised to the
+     protocol's prescription (PTV_Eval D90%) and evaluated with simsbrt.evaluate; recorded like the
+     fluence plan's final dose (final_dose: exact, region, time; final_minus_optimiser_gy against the
+     segment optimiser's dose on the optimisation rows).
 """
 from __future__ import annotations
 
@@ -36,23 +38,25 @@ from simsbrt.delivery.search import deliverable_boost_search
 from simsbrt.delivery.sequencing import DEFAULT_MEDIAN_PAIRS, sequence_plan
 from simsbrt.errors import SpecError
 from simsbrt.evaluate import evaluate_protocol, prescription_scale_factor
+from simsbrt.evaluate.falloff import gtv_cord_falloff
 from simsbrt.evaluate.protocol import BOUNDARY_TOLERANCE, VIOLATED
+from simsbrt.optimize.correction import metric_differences
 from simsbrt.optimize.plans import PlanResult, plan_metrics, plan_numbers, sib_fluence_at
 from simsbrt.optimize.problem import BOOST, CORD_PRV, TARGET, THECAL_SAC, FluenceProblem, ring_mask
 from simsbrt.optimize.sib import ceiling_violations, optimal_ceilings
 
-DOSE_VOXELS = ("rows", "grid")
+DOSE_VOXELS = ("body", "grid")   # simsbrt.dose.final.REGIONS
 
 
 @dataclass(frozen=True)
 class DeliverySettings:
-    """machine: a built-in machine name or a machine TOML file; dose_voxels: "rows" (the influence-matrix
-    rows, as the fluence plan's dose) or "grid" (every voxel of the phantom grid); smoothing_mm: Gaussian
+    """machine: a built-in machine name or a machine TOML file; dose_voxels: the final dose's region, "body"
+    (every Body / structure voxel, as the fluence plan's final dose) or "grid" (every voxel); smoothing_mm: Gaussian
     sigma applied to each angle's fluence before sequencing (0 = none); median_pairs: the median filter of
     the leaf edges over neighbouring pairs (1 = none; simsbrt.delivery.sequencing)."""
 
     machine: str = DEFAULT_MACHINE
-    dose_voxels: str = "rows"
+    dose_voxels: str = "body"
     smoothing_mm: float = 0.0
     median_pairs: int = DEFAULT_MEDIAN_PAIRS
     goal_bisections: int = 2       # bisection steps of the deliverable boost search (simsbrt.delivery.search)
@@ -144,21 +148,28 @@ def make_deliverable(inputs, fluence_plan: PlanResult, plan_settings, settings: 
     else:
         stage, _ = deliver_at(fluence_plan.weights, goals.boost_gy)
     apertures, engine, seg, evaluation = stage.apertures, stage.engine, stage.seg, stage.evaluation
+    seg_columns, grid = stage.seg_columns, phantom.grid
     n_iter = sum(step.result.n_iter for step in found.steps) if search_steps else stage.n_iter
     goal_note = stage.note + goal_note
     t0 = time.perf_counter()
-    mu_cp = cp_mu(seg, apertures.arc_of_cp)
-    dose_at = None if settings.dose_voxels == "grid" else inputs.influence.voxel_indices
-    dose = engine.dose_grid(mu_cp, dose_at)
+    dose, record = delivered_dose(inputs, engine, cp_mu(seg, apertures.arc_of_cp), settings.dose_voxels, say)
     factor = prescription_scale_factor(protocol, dose, masks, voxel_cc)
-    seg, mu_cp = seg * factor, mu_cp * factor
+    seg = seg * factor
+    mu_cp = cp_mu(seg, apertures.arc_of_cp)
     dose = (dose * factor).astype(np.float32)
     evaluation = evaluate_protocol(protocol, dose, masks, voxel_cc)
     metrics = plan_metrics(dose, masks, voxel_cc)
+    optimiser = np.zeros(grid.n_voxels, dtype=np.float32)
+    optimiser[voxels] = seg_columns @ seg.astype(np.float32)
+    differences = metric_differences(dose, optimiser.reshape(grid.shape), masks, voxel_cc)
     timings["final_dose_s"] = time.perf_counter() - t0
+    record["total_s"] = round(timings["final_dose_s"], 3)
     timings["deliverable_s"] = time.perf_counter() - t_start
     numbers = delivery_metrics(apertures, seg, protocol.n_fractions)
+    falloff = {"fluence": gtv_cord_falloff(fluence_plan.dose_gy, masks, grid),
+               "deliverable": gtv_cord_falloff(dose, masks, grid)}
     delivery = {**numbers, "dose_voxels": settings.dose_voxels, "boost_goal_gy": deliverable_goal,
+                "gtv_cord_falloff": falloff,
                 "boost_search": search_steps,
                 "n_apertures": apertures.n_control_points, "n_segments": int(len(seg)), "segment_mu": seg,
                 "mu_per_cp": mu_cp, "apertures": apertures}
@@ -172,7 +183,35 @@ def make_deliverable(inputs, fluence_plan: PlanResult, plan_settings, settings: 
         n_iter, "cpu", "cpu", {**fluence_plan.timings_s, **timings},
         f"deliverable version of the fluence plan{goal_note} (fluence plan: {fluence_plan.search_stop})",
         deliverable_goal if fluence_plan.mode == "sib" else fluence_plan.plan_goal_gy,
-        fluence_plan.boost_policy, fluence_plan.floor_conflicts, delivery=delivery)
+        fluence_plan.boost_policy, fluence_plan.floor_conflicts, final_dose=record,
+        final_minus_optimiser_gy=differences, delivery=delivery)
+
+
+def delivered_dose(inputs, engine: ApertureDoseEngine, mu_per_cp, region: str = "body", say=None):
+    """The exact dose (Gy, float32, grid shape; zero outside the region) of the apertures delivering mu_per_cp and
+    its record (as FinalDose.record). Region "body" shares the fluence plans' DoseGeometry (its radiological
+    depths) through inputs.cache["final_dose_geometry"], building it when no fluence plan has."""
+    from simsbrt.dose.final import DoseGeometry
+    from simsbrt.progress import fraction
+
+    t0 = time.perf_counter()
+    phantom = inputs.phantom
+    geometry = inputs.cache.get("final_dose_geometry") if region == "body" else None
+    if geometry is None:
+        geometry = DoseGeometry.build(phantom, inputs.influence.beamlets, inputs.backend, engine.beam, region)
+        if region == "body":
+            inputs.cache["final_dose_geometry"] = geometry
+    values, shared = engine.dose_on(geometry, mu_per_cp,
+                                    progress=lambda done, total: fraction(say, "deliverable final dose, voxels",
+                                                                          done, total))
+    out = np.zeros(phantom.grid.n_voxels, dtype=np.float32)
+    out[geometry.voxels] = values.astype(np.float32)
+    record = {"exact": True, "time_s": round(time.perf_counter() - t0, 3), "backend": engine.backend.name,
+              "device": engine.backend.device, "region": geometry.region, "n_voxels": int(len(geometry.voxels)),
+              "engine": "MLC apertures, kernels/device/aperture.py",
+              "mlc_transmission_frac": engine.transmission,
+              "depths": "shared with the fluence plans' final dose" if shared else "traced for the apertures"}
+    return out.reshape(phantom.grid.shape), record
 
 
 class _SegmentSolver:
@@ -231,6 +270,7 @@ class _Stage:
 
     apertures: Apertures
     engine: ApertureDoseEngine
+    seg_columns: np.ndarray        # exact aperture dose per segment MU on the optimisation voxels
     seg: np.ndarray
     evaluation: object
     n_iter: int
@@ -268,7 +308,7 @@ def _deliver_fluence(inputs, weights, goals, protocol, plan_settings, settings, 
     if required is not None and required(evaluation):
         seg, evaluation, note = _cool_hot_spots(solve, goals, seg, evaluation, required, say)
     timings["optimise_s"] += time.perf_counter() - t0
-    return _Stage(apertures, engine, seg, evaluation, solve.n_iter, note)
+    return _Stage(apertures, engine, seg_columns, seg, evaluation, solve.n_iter, note)
 
 
 def _fluence_at(inputs, plan_settings, timings):
@@ -321,7 +361,17 @@ def fluence_vs_deliverable(fluence_plan: PlanResult, deliverable: DeliverablePla
             "deliverable_feasible": deliverable.feasible,
             "deliverable_violated": list(deliverable.evaluation.violated_limits), "metrics": rows,
             "mu_per_fraction": d["mu_per_fraction"], "delivery_time_s_per_fraction": d["delivery_time_s_per_fraction"],
+            "gtv_cord_falloff": _falloff_pair(d.get("gtv_cord_falloff")),
             "mcs": d["mcs"], "max_leaf_speed_mm_per_s": d["max_leaf_speed_mm_per_s"], "machine": d["machine"],
             "calibration": d["calibration"],
             "fluence_plan_s": float(fluence_plan.timings_s.get("plan_s", float("nan"))),
             "deliverable_s": float(deliverable.timings_s.get("deliverable_s", float("nan")))}
+
+
+def _falloff_pair(falloff: dict | None) -> dict:
+    """The GTV-to-cord-PRV fall-off (Gy/mm, simsbrt.evaluate.falloff) of both plans and the change."""
+    a, b = ((falloff or {}).get(k) for k in ("fluence", "deliverable"))
+    fa, fb = (None if x is None else x["falloff_gy_per_mm"] for x in (a, b))
+    return {"fluence_gy_per_mm": fa, "deliverable_gy_per_mm": fb,
+            "change_gy_per_mm": None if fa is None or fb is None else round(fb - fa, 4),
+            "gap_mm": None if a is None else a["gap_mm"], "fluence": a, "deliverable": b}
