@@ -128,29 +128,10 @@ def make_deliverable(inputs, fluence_plan: PlanResult, plan_settings, settings: 
     timings = {"sequence_s": 0.0, "aperture_matrix_s": 0.0, "optimise_s": 0.0}
     voxels = optimisation_voxels(inputs.influence, masks)
     protocol = fluence_plan.protocol
-    goals = plan_goals(fluence_plan, plan_settings)
-    required = required_limits(protocol, fluence_plan.boost_policy)
-
-    def deliver_at(weights, goal_gy):
-        stage = _deliver_fluence(inputs, weights, goals.with_(boost_gy=goal_gy), protocol, plan_settings, settings,
-                                 machine, voxels, required if fluence_plan.mode == "sib" else None, timings, say)
-        return stage, stage.evaluation
-
-    goal_note, deliverable_goal, search_steps = "", goals.boost_gy, []
-    if fluence_plan.mode == "sib" and goals.boost_gy is not None:
-        t0 = time.perf_counter()
-        found = deliverable_boost_search(deliver_at, _fluence_at(inputs, plan_settings, timings), required,
-                                         float(goals.boost_gy), float(plan_numbers(plan_settings).boost_range_gy[0]),
-                                         fluence_plan.weights, settings.goal_bisections, say)
-        timings["boost_search_s"] = time.perf_counter() - t0
-        stage, deliverable_goal, goal_note = found.chosen.result, found.chosen.goal_gy, found.note
-        search_steps = [step.to_dict() for step in found.steps]
-    else:
-        stage, _ = deliver_at(fluence_plan.weights, goals.boost_gy)
+    stage, deliverable_goal, goal_note, search_steps, n_iter = _deliver_plan(
+        inputs, fluence_plan, plan_settings, settings, machine, voxels, timings, say)
     apertures, engine, seg, evaluation = stage.apertures, stage.engine, stage.seg, stage.evaluation
     seg_columns, grid = stage.seg_columns, phantom.grid
-    n_iter = sum(step.result.n_iter for step in found.steps) if search_steps else stage.n_iter
-    goal_note = stage.note + goal_note
     t0 = time.perf_counter()
     dose, record = delivered_dose(inputs, engine, cp_mu(seg, apertures.arc_of_cp), settings.dose_voxels, say)
     factor = prescription_scale_factor(protocol, dose, masks, voxel_cc)
@@ -185,6 +166,32 @@ def make_deliverable(inputs, fluence_plan: PlanResult, plan_settings, settings: 
         deliverable_goal if fluence_plan.mode == "sib" else fluence_plan.plan_goal_gy,
         fluence_plan.boost_policy, fluence_plan.floor_conflicts, final_dose=record,
         final_minus_optimiser_gy=differences, delivery=delivery)
+
+
+def _deliver_plan(inputs, fluence_plan, plan_settings, settings, machine, voxels, timings, say):
+    """The chosen stage: the fluence plan's own for a uniform plan; for a SIB plan the deliverable boost search's
+    (simsbrt.delivery.search). Returns (stage, boost goal, note, search steps, iterations)."""
+    protocol = fluence_plan.protocol
+    goals = plan_goals(fluence_plan, plan_settings)
+    sib = fluence_plan.mode == "sib" and goals.boost_gy is not None
+    required = required_limits(protocol, fluence_plan.boost_policy)
+
+    def deliver_at(weights, goal_gy):
+        stage = _deliver_fluence(inputs, weights, goals.with_(boost_gy=goal_gy), protocol, plan_settings, settings,
+                                 machine, voxels, required if sib else None, timings, say)
+        return stage, stage.evaluation
+
+    if not sib:
+        stage, _ = deliver_at(fluence_plan.weights, goals.boost_gy)
+        return stage, goals.boost_gy, stage.note, [], stage.n_iter
+    t0 = time.perf_counter()
+    found = deliverable_boost_search(deliver_at, _fluence_at(inputs, plan_settings, timings), required,
+                                     float(goals.boost_gy), float(plan_numbers(plan_settings).boost_range_gy[0]),
+                                     fluence_plan.weights, settings.goal_bisections, say)
+    timings["boost_search_s"] = time.perf_counter() - t0
+    stage = found.chosen.result
+    return (stage, found.chosen.goal_gy, stage.note + found.note, [step.to_dict() for step in found.steps],
+            sum(step.result.n_iter for step in found.steps))
 
 
 def delivered_dose(inputs, engine: ApertureDoseEngine, mu_per_cp, region: str = "body", say=None):
