@@ -69,3 +69,30 @@ def test_transmission_raises_the_dose_under_closed_leaves_by_t_of_the_blocked_do
     rise = (with_t - without)[under] / open_field[under]
     assert np.all(rise > 0.5 * t) and np.all(rise < t)
     assert np.all((with_t - without)[inside_open] < 0.05 * t * open_field[inside_open])
+
+
+def test_the_final_dose_shares_the_fluence_geometry_depths_only_when_every_source_matches(water):
+    """ApertureDoseEngine.dose_on: with a DoseGeometry of the same sources it takes the geometry's cached depths;
+    with a source the geometry lacks it traces its own. Both equal the engine's own per-voxel dose."""
+    from types import SimpleNamespace
+
+    from simsbrt.dose.final import DoseGeometry
+    from simsbrt.geometry.beamlets import BeamletSet, rectangular_field
+
+    grid, density, cp, plane, _, _ = water
+    body = np.zeros(grid.shape, bool)
+    body.ravel()[plane] = True
+    phantom = SimpleNamespace(grid=grid, density=density, structures={"Body": body})
+    m = load_machine("truebeam_hd120")
+    leaves = np.zeros((1, m.n_leaf_pairs, 2))
+    leaves[0, :, 0], leaves[0, :, 1] = -15.0, 10.0
+    engine = ApertureDoseEngine(grid, density, Apertures(m, (cp,), np.zeros(1, int), leaves, np.array([JAWS])))
+    reference = engine.dose(plane, np.ones(1))
+    other = ControlPoint(0, 0, 90.0, 0.0, 0.0, (0.0, 0.0, 0.0))
+    for cps, shared in (((other, cp), True), ((other,), False)):
+        beamlets = BeamletSet(5.0, cps, tuple(rectangular_field(c, 5.0, (-10.0, 10.0), (-10.0, 10.0)) for c in cps))
+        geometry = DoseGeometry.build(phantom, beamlets)
+        dose, used = engine.dose_on(geometry, np.ones(1))
+        assert used is shared
+        np.testing.assert_allclose(dose, reference, rtol=1e-12)
+        assert bool(geometry.depth_cache) is shared        # the geometry traced (and kept) its depths only when used

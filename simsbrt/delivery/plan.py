@@ -20,8 +20,7 @@ make_deliverable(inputs, fluence_plan, settings):
      MLC transmission included) on every Body / structure voxel, the voxels of the fluence plan's final
      dose, with its radiological depths (simsbrt.dose.final.DoseGeometry, traced once); normalised to the
      protocol's prescription (PTV_Eval D90%) and evaluated with simsbrt.evaluate; recorded like the
-     fluence plan's final dose (final_dose: exact, region, time; final_minus_optimiser_gy against the
-     segment optimiser's dose on the optimisation rows).
+     fluence plan's final dose (final_dose: exact, region, time, depths; final_dose_step).
 """
 from __future__ import annotations
 
@@ -40,7 +39,6 @@ from simsbrt.errors import SpecError
 from simsbrt.evaluate import evaluate_protocol, prescription_scale_factor
 from simsbrt.evaluate.falloff import gtv_cord_falloff
 from simsbrt.evaluate.protocol import BOUNDARY_TOLERANCE, VIOLATED
-from simsbrt.optimize.correction import metric_differences
 from simsbrt.optimize.plans import PlanResult, plan_metrics, plan_numbers, sib_fluence_at
 from simsbrt.optimize.problem import BOOST, CORD_PRV, TARGET, THECAL_SAC, FluenceProblem, ring_mask
 from simsbrt.optimize.sib import ceiling_violations, optimal_ceilings
@@ -121,7 +119,7 @@ def make_deliverable(inputs, fluence_plan: PlanResult, plan_settings, settings: 
     t_start = time.perf_counter()
     machine = machine or load_machine(settings.machine)
     phantom = inputs.phantom
-    masks, voxel_cc = phantom.structures, phantom.grid.voxel_volume_cc
+    masks = phantom.structures
     beamlets = inputs.influence.beamlets
     if beamlets is None:
         raise SpecError("influence", "has no beamlets; cannot sequence apertures")
@@ -131,26 +129,15 @@ def make_deliverable(inputs, fluence_plan: PlanResult, plan_settings, settings: 
     stage, deliverable_goal, goal_note, search_steps, n_iter = _deliver_plan(
         inputs, fluence_plan, plan_settings, settings, machine, voxels, timings, say)
     apertures, engine, seg, evaluation = stage.apertures, stage.engine, stage.seg, stage.evaluation
-    seg_columns, grid = stage.seg_columns, phantom.grid
     t0 = time.perf_counter()
-    dose, record = delivered_dose(inputs, engine, cp_mu(seg, apertures.arc_of_cp), settings.dose_voxels, say)
-    factor = prescription_scale_factor(protocol, dose, masks, voxel_cc)
-    seg = seg * factor
-    mu_cp = cp_mu(seg, apertures.arc_of_cp)
-    dose = (dose * factor).astype(np.float32)
-    evaluation = evaluate_protocol(protocol, dose, masks, voxel_cc)
-    metrics = plan_metrics(dose, masks, voxel_cc)
-    optimiser = np.zeros(grid.n_voxels, dtype=np.float32)
-    optimiser[voxels] = seg_columns @ seg.astype(np.float32)
-    differences = metric_differences(dose, optimiser.reshape(grid.shape), masks, voxel_cc)
+    seg, mu_cp, dose, evaluation, metrics, record = final_dose_step(inputs, engine, seg, protocol,
+                                                                    settings.dose_voxels, say)
     timings["final_dose_s"] = time.perf_counter() - t0
-    record["total_s"] = round(timings["final_dose_s"], 3)
     timings["deliverable_s"] = time.perf_counter() - t_start
     numbers = delivery_metrics(apertures, seg, protocol.n_fractions)
-    falloff = {"fluence": gtv_cord_falloff(fluence_plan.dose_gy, masks, grid),
-               "deliverable": gtv_cord_falloff(dose, masks, grid)}
     delivery = {**numbers, "dose_voxels": settings.dose_voxels, "boost_goal_gy": deliverable_goal,
-                "gtv_cord_falloff": falloff,
+                "gtv_cord_falloff": {"fluence": gtv_cord_falloff(fluence_plan.dose_gy, masks, phantom.grid),
+                                     "deliverable": gtv_cord_falloff(dose, masks, phantom.grid)},
                 "boost_search": search_steps,
                 "n_apertures": apertures.n_control_points, "n_segments": int(len(seg)), "segment_mu": seg,
                 "mu_per_cp": mu_cp, "apertures": apertures}
@@ -164,8 +151,23 @@ def make_deliverable(inputs, fluence_plan: PlanResult, plan_settings, settings: 
         n_iter, "cpu", "cpu", {**fluence_plan.timings_s, **timings},
         f"deliverable version of the fluence plan{goal_note} (fluence plan: {fluence_plan.search_stop})",
         deliverable_goal if fluence_plan.mode == "sib" else fluence_plan.plan_goal_gy,
-        fluence_plan.boost_policy, fluence_plan.floor_conflicts, final_dose=record,
-        final_minus_optimiser_gy=differences, delivery=delivery)
+        fluence_plan.boost_policy, fluence_plan.floor_conflicts, final_dose=record, delivery=delivery)
+
+
+def final_dose_step(inputs, engine: ApertureDoseEngine, segment_mu, protocol, region: str = "body", say=None):
+    """Step 4 (module doc): the exact dose of the segment MU on the region, normalised to the prescription and
+    evaluated. Returns (segment_mu, mu_per_cp, dose_gy, evaluation, metrics, record), all normalised. No
+    final - optimiser difference is recorded: the segment optimiser's matrix is the same exact kernel."""
+    t0 = time.perf_counter()
+    masks, voxel_cc = inputs.phantom.structures, inputs.phantom.grid.voxel_volume_cc
+    arcs = engine.apertures.arc_of_cp
+    dose, record = delivered_dose(inputs, engine, cp_mu(segment_mu, arcs), region, say)
+    factor = prescription_scale_factor(protocol, dose, masks, voxel_cc)
+    segment_mu = np.asarray(segment_mu, dtype=np.float64) * factor
+    dose = (dose * factor).astype(np.float32)
+    evaluation = evaluate_protocol(protocol, dose, masks, voxel_cc)
+    record["total_s"] = round(time.perf_counter() - t0, 3)
+    return segment_mu, cp_mu(segment_mu, arcs), dose, evaluation, plan_metrics(dose, masks, voxel_cc), record
 
 
 def _deliver_plan(inputs, fluence_plan, plan_settings, settings, machine, voxels, timings, say):
@@ -277,7 +279,6 @@ class _Stage:
 
     apertures: Apertures
     engine: ApertureDoseEngine
-    seg_columns: np.ndarray        # exact aperture dose per segment MU on the optimisation voxels
     seg: np.ndarray
     evaluation: object
     n_iter: int
@@ -315,7 +316,7 @@ def _deliver_fluence(inputs, weights, goals, protocol, plan_settings, settings, 
     if required is not None and required(evaluation):
         seg, evaluation, note = _cool_hot_spots(solve, goals, seg, evaluation, required, say)
     timings["optimise_s"] += time.perf_counter() - t0
-    return _Stage(apertures, engine, seg_columns, seg, evaluation, solve.n_iter, note)
+    return _Stage(apertures, engine, seg, evaluation, solve.n_iter, note)
 
 
 def _fluence_at(inputs, plan_settings, timings):
@@ -369,6 +370,7 @@ def fluence_vs_deliverable(fluence_plan: PlanResult, deliverable: DeliverablePla
             "deliverable_violated": list(deliverable.evaluation.violated_limits), "metrics": rows,
             "mu_per_fraction": d["mu_per_fraction"], "delivery_time_s_per_fraction": d["delivery_time_s_per_fraction"],
             "gtv_cord_falloff": _falloff_pair(d.get("gtv_cord_falloff")),
+            "deliverable_final_dose": dict(deliverable.final_dose),
             "mcs": d["mcs"], "max_leaf_speed_mm_per_s": d["max_leaf_speed_mm_per_s"], "machine": d["machine"],
             "calibration": d["calibration"],
             "fluence_plan_s": float(fluence_plan.timings_s.get("plan_s", float("nan"))),
