@@ -1,8 +1,13 @@
-"""The deliverable boost search's bracket and bisection, on stand-in steps whose acceptable goals are known
-(goal <= a threshold), so every expected goal is worked out by hand from the rule in its docstring."""
+"""The deliverable boost search: its bracket and bisection on stand-in steps whose acceptable goals are known
+(goal <= a threshold), so every expected goal is worked out by hand from the rule in its docstring; then the
+search inside make_deliverable on the tiny case, judged by simsbrt.evaluate on the plan's stored dose."""
+from dataclasses import replace
+
 import numpy as np
+import pytest
 
 from simsbrt.delivery.search import deliverable_boost_search
+from simsbrt.evaluate import evaluate_protocol
 
 
 class _Steps:
@@ -67,3 +72,73 @@ def test_the_search_is_deterministic():
     a = [st.to_dict() for st in _search(threshold_gy=41.7)[1].steps]
     b = [st.to_dict() for st in _search(threshold_gy=41.7)[1].steps]
     assert a == b
+
+
+# ------------------------------------------------------------------ the search inside make_deliverable
+@pytest.fixture(scope="module")
+def tiny_sib():
+    """The tiny case (simsbrt.tiny_case: a cut-down t10_body, 60-degree arcs, 10 mm beamlets) and its SIB plan."""
+    from simsbrt.optimize.plans import make_plan
+    from simsbrt.tiny_case import tiny_inputs, tiny_settings
+
+    inputs, settings = tiny_inputs("cpu"), tiny_settings()
+    return inputs, settings, make_plan(inputs, "sib", settings)
+
+
+def _broken(plan, phantom):
+    """Mandatory limits (GTV floors aside) and optimal ceilings the plan's stored dose breaks, judged by
+    simsbrt.evaluate on that dose, independently of the search's own verdict."""
+    ev = evaluate_protocol(plan.protocol, plan.dose_gy, phantom.structures, phantom.grid.voxel_volume_cc)
+    out = []
+    for r in ev.rows:
+        gtv_floor = r.structure == "GTV" and r.mandatory is not None and r.mandatory.max_value is None
+        if r.status == "violated" and not gtv_floor:
+            out.append(r.limit_name)
+        ceiling = r.optimal.max_value if r.optimal is not None else None
+        if ceiling is not None and r.value is not None and (r.structure, r.metric) != ("PTV_Eval", "D90%") \
+                and r.value > ceiling + 1e-3:
+            out.append(f"{r.limit_name} optimal ceiling")
+    return out
+
+
+def test_a_deliverable_sib_that_breaks_a_limit_is_resequenced_at_the_highest_acceptable_goal(tiny_sib):
+    """At a 51 Gy goal the deliverable breaks the D2% limits: the fluence is re-optimised at lower goals and
+    re-sequenced; the plan kept is the highest acceptable goal tried, below every failing one, and its stored
+    dose keeps every required limit. The same inputs give the same plan."""
+    from simsbrt.delivery.plan import DeliverySettings, make_deliverable
+
+    inputs, settings, fluence = tiny_sib
+    fluence = replace(fluence, plan_goal_gy=51.0)
+    plan = make_deliverable(inputs, fluence, settings, DeliverySettings(goal_bisections=1))
+    assert plan.feasible and _broken(plan, inputs.phantom) == []
+    steps = plan.delivery["boost_search"]
+    assert steps[0]["goal_gy"] == 51.0 and not steps[0]["acceptable"] and not steps[0]["resequenced"]
+    assert all(s["resequenced"] for s in steps[1:])
+    goal = plan.delivery["boost_goal_gy"]
+    assert goal < 51.0 and plan.plan_goal_gy == goal
+    assert goal == max(s["goal_gy"] for s in steps if s["acceptable"])
+    assert all(not s["acceptable"] for s in steps if s["goal_gy"] > goal)
+    again = make_deliverable(inputs, fluence, settings, DeliverySettings(goal_bisections=1))
+    np.testing.assert_array_equal(again.weights, plan.weights)
+    np.testing.assert_array_equal(again.delivery["apertures"].leaves_mm, plan.delivery["apertures"].leaves_mm)
+    np.testing.assert_array_equal(again.dose_gy, plan.dose_gy)
+    assert again.delivery["boost_search"] == steps
+
+
+def test_a_deliverable_sib_with_no_acceptable_goal_names_its_binding_limit(tiny_sib):
+    """A 5 Gy cord PRV limit no goal can keep: the search goes down to the bottom of the boost range, returns
+    that plan not feasible, and names the cord limit as binding."""
+    from simsbrt.delivery.plan import make_deliverable
+    from simsbrt.optimize.plans import plan_numbers, with_organ_limits
+
+    inputs, settings, fluence = tiny_sib
+    strict = replace(fluence, plan_goal_gy=51.0, protocol=with_organ_limits(fluence.protocol, 5.0))
+    plan = make_deliverable(inputs, strict, settings)
+    steps = plan.delivery["boost_search"]
+    bottom = float(plan_numbers(settings).boost_range_gy[0])
+    assert not any(s["acceptable"] for s in steps) and steps[-1]["goal_gy"] == bottom
+    assert plan.delivery["boost_goal_gy"] == bottom and not plan.feasible
+    assert "SpinalCord_PRV02 D0.03cc <= 5 Gy" in _broken(plan, inputs.phantom)
+    assert "no deliverable plan meets the limits" in plan.search_stop
+    assert "binding: " + "; ".join(steps[-1]["blocking"]) in plan.search_stop
+    assert "SpinalCord_PRV02 D0.03cc <= 5 Gy" in steps[-1]["blocking"]
