@@ -187,8 +187,14 @@ class Loss:
         out = {"case": self.case}
         for k, v in self.values.items():
             d = next((n for tail, n in digits.items() if k.endswith(tail)), 2)
-            out[k] = "-" if v is None else (f"{v:+.{d}f}" if k.split(" ")[1].startswith("d") else f"{v:.{d}f}")
+            out[k] = "-" if v is None else (f"{v:+.{d}f}" if is_change(k) else f"{v:.{d}f}")
         return out
+
+
+def is_change(key: str) -> bool:
+    """'sib dD50' and the like: a deliverable - fluence change (printed with its sign)."""
+    word = key.split(" ")[1]
+    return word[0] == "d" and word[1:2].isupper()
 
 
 def print_losses(losses: list[Loss]) -> None:
@@ -202,7 +208,8 @@ def print_losses(losses: list[Loss]) -> None:
     for key in losses[0].values:
         v = [x.values[key] for x in losses if x.values[key] is not None]
         if v:
-            print(f"  {key:20s} {statistics.median(v):+9.2f} ({min(v):+.2f} to {max(v):+.2f})")
+            sign = "+" if is_change(key) else ""
+            print(f"  {key:20s} {statistics.median(v):{sign}9.2f} ({min(v):{sign}.2f} to {max(v):{sign}.2f})")
 
 
 def _largest_difference(*plans) -> tuple[str, float]:
