@@ -8,8 +8,9 @@ two full arcs at 4 degrees, 2.5 mm beamlets), each sequenced into MLC apertures 
 
 Prints, per mode: GTV D50% / D98%, PTV_Eval D2%, cord PRV D0.03cc and the GTV-to-cord-PRV fall-off (Gy/mm,
 simsbrt.evaluate.falloff) of both plans (exact final doses on the whole body), the deliverable's MU per
-fraction, beam-on time per fraction, MCS, the fastest leaf, and the times of the fluence plan and of the
-deliverable step. Timings include numba compilation on a cold cache only if the cache is cold (stated).
+fraction, beam-on time per fraction, MCS, the fastest leaf, the boost goals, and the times of the fluence
+plan and of the deliverable step (with its parts); for the SIB, every step of the deliverable boost search
+(simsbrt.delivery.search). Timings include numba compilation on a cold cache only if the cache is cold (stated).
 """
 from __future__ import annotations
 
@@ -27,6 +28,10 @@ from simsbrt.delivery.plan import DeliverySettings, fluence_vs_deliverable, make
 from simsbrt.geometry.arcs import default_arc_set  # noqa: E402
 from simsbrt.optimize.plans import PlanSettings, make_plan, prepare_plan_inputs  # noqa: E402
 from simsbrt.phantom import build_phantom, load_spec  # noqa: E402
+
+
+DELIVERABLE_PARTS = ("fluence_resequence_s", "sequence_s", "aperture_matrix_s", "optimise_s", "boost_search_s",
+                     "final_dose_s", "deliverable_s")
 
 
 def _fmt(x, digits=2):
@@ -65,12 +70,15 @@ def main(argv=None) -> int:
     settings = PlanSettings(n_bisections=args.search_steps)
     delivery = DeliverySettings(machine=args.machine, dose_voxels=args.dose_voxels, median_pairs=args.median_pairs,
                                 smoothing_mm=args.smoothing_mm)
-    rows, sides = [], []
+    rows, sides, searches, parts = [], [], {}, {}
     for mode in args.modes.split(","):
         plan = make_plan(inputs, mode, settings)
         deliverable = make_deliverable(inputs, plan, settings, delivery,
                                        progress=lambda m: print("  " + m, file=sys.stderr, flush=True))
         c = fluence_vs_deliverable(plan, deliverable)
+        if deliverable.delivery.get("boost_search"):
+            searches[mode] = deliverable.delivery["boost_search"]
+        parts[mode] = {k: deliverable.timings_s[k] for k in DELIVERABLE_PARTS if k in deliverable.timings_s}
         sides.append(c)
         fd = deliverable.final_dose
         print(f"{mode}: deliverable final dose {fd['time_s']:.1f} s on {fd['n_voxels']} {fd['region']} voxels "
@@ -84,6 +92,8 @@ def main(argv=None) -> int:
                          "GTV_D50": _fmt(m[("GTV", "D50%")][key]), "GTV_D98": _fmt(m[("GTV", "D98%")][key]),
                          "PTV_D2": _fmt(m[("PTV_Eval", "D2%")][key]),
                          "PRV_D0.03cc": _fmt(m[("SpinalCord_PRV02", "D0.03cc")][key]),
+                         "boost_goal": _fmt(c["fluence_boost_goal_gy"] if kind == "fluence"
+                                            else c["deliverable_boost_goal_gy"]),
                          "falloff_Gy/mm": _fmt(c["gtv_cord_falloff"][f"{kind}_gy_per_mm"], 3),
                          "limits_met": ("yes" if (c["fluence_feasible"] if kind == "fluence"
                                                   else c["deliverable_feasible"]) else "NO"),
@@ -92,17 +102,25 @@ def main(argv=None) -> int:
                          "MCS": "-" if kind == "fluence" else f"{c['mcs']:.3f}",
                          "leaf_max_mm/s": "-" if kind == "fluence" else f"{c['max_leaf_speed_mm_per_s']:.1f}",
                          "plan_s": f"{c['fluence_plan_s']:.1f}" if kind == "fluence" else f"{c['deliverable_s']:.1f}"})
-    print_table(rows, ["mode", "plan", "GTV_D50", "GTV_D98", "PTV_D2", "PRV_D0.03cc", "falloff_Gy/mm", "limits_met",
-                       "MU/fx", "time/fx_s", "MCS", "leaf_max_mm/s", "plan_s"])
+    print_table(rows, ["mode", "plan", "boost_goal", "GTV_D50", "GTV_D98", "PTV_D2", "PRV_D0.03cc", "falloff_Gy/mm",
+                       "limits_met", "MU/fx", "time/fx_s", "MCS", "leaf_max_mm/s", "plan_s"])
     for c in sides:
         m = {(r["structure"], r["metric"]): r for r in c["metrics"]}
         print(f"{c['mode']}: deliverable - fluence: GTV D50% {_fmt(m[('GTV', 'D50%')]['change_gy'])} Gy, "
               f"GTV D98% {_fmt(m[('GTV', 'D98%')]['change_gy'])} Gy, cord PRV D0.03cc "
               f"{_fmt(m[('SpinalCord_PRV02', 'D0.03cc')]['change_gy'])} Gy; deliverable violates: "
               f"{'; '.join(c['deliverable_violated']) or 'nothing'}")
+        for k, step in enumerate(searches.get(c["mode"], []), 1):
+            print(f"  {c['mode']} deliverable search {k}: GTV boost goal {step['goal_gy']:.2f} Gy "
+                  f"({'re-sequenced fluence' if step['resequenced'] else 'the fluence plan'}) -> "
+                  f"{'; '.join(step['blocking']) or 'meets the limits'}")
+        if c["mode"] in searches:
+            print(f"  {c['mode']} deliverable: {c['deliverable_search_stop']}")
+        print(f"  {c['mode']} deliverable step, s: " + ", ".join(f"{k} {v:.1f}" for k, v in parts[c["mode"]].items()))
     print(f"calibration: {sides[0]['calibration']}")
-    print(f"plan_s: fluence = make_plan (search + evaluation; influence matrix excluded); deliverable = sequencing "
-          f"+ exact aperture matrix + segment-MU optimisation + exact dose. peak RSS {peak_rss_mib():.0f} MiB; "
+    print(f"plan_s: fluence = make_plan (search + evaluation; influence matrix excluded); deliverable = the deliverable "
+          f"boost search (SIB: fluence re-optimisation at each lower goal, sequencing, exact aperture matrix, segment-MU "
+          f"optimisation, judged on the exact aperture dose) + exact final dose. peak RSS {peak_rss_mib():.0f} MiB; "
           f"load average at end {os.getloadavg()[0]:.2f}")
     return 0
 

@@ -9,8 +9,13 @@ protocol. A case that raises is reported as failed with its message and the run 
     python benchmarks/trial_cohort.py [--n 28] [--seed 1] [--spacing-mm 3.0] [--arc-spacing-deg 8]
                                       [--beamlet-mm 5] [--search-steps 4] [--search-max-iter 80] [--max-iter 200]
                                       [--cases 1,18] [--backend cpu] [--boost-policy max|optimal_window]
+                                      [--deliverable]
 Defaults = the settings of the committed runs (benchmarks/results/trial_cohort_cpu_optimal_window.txt; the
 older benchmarks/results/trial_cohort_cpu.txt is the same run with --boost-policy max).
+
+--deliverable: every plan is also made deliverable (simsbrt.delivery.plan.make_deliverable: MLC apertures on
+the TrueBeam HD120, the SIB through the deliverable boost search); the per-case table, the distribution against
+the trial and the fluence -> deliverable loss per case and in summary are printed for the deliverable plans too.
 
 Progress (one line per case, flushed) goes to stdout, so a partial results file is still informative.
 """
@@ -98,16 +103,35 @@ def _binding(result) -> str:
     return "; ".join(result.binding_limits) or "-"
 
 
-def plan_case(index: int, spec, arc_set: ArcSet, settings: PlanSettings, backend: str) -> CaseResult:
+def plan_case(index: int, spec, arc_set: ArcSet, settings: PlanSettings, backend: str, deliverable: bool = False):
+    """CaseResult of the fluence plans; with deliverable, also (CaseResult of the deliverable plans, Loss)."""
     t0 = time.perf_counter()
     phantom = build_phantom(spec)
-    masks, vcc = phantom.structures, phantom.grid.voxel_volume_cc
     inputs = prepare_plan_inputs(phantom, arc_set, backend)      # one influence matrix for both plans
     sib = make_plan(inputs, "sib", settings)
     uni = make_plan(inputs, "uniform", settings)
-    del inputs
-    uni_trial = evaluate_protocol(load_protocol("sib_trial"), uni.dose_gy, masks, vcc)
     seconds = time.perf_counter() - t0
+    fluence = case_result(index, spec, phantom, sib, uni, seconds)
+    if not deliverable:
+        return fluence
+    from simsbrt.delivery.plan import make_deliverable
+
+    t0 = time.perf_counter()
+    sib_d = make_deliverable(inputs, sib, settings)
+    t_sib = time.perf_counter() - t0
+    uni_d = make_deliverable(inputs, uni, settings)
+    t_all = time.perf_counter() - t0
+    delivered = case_result(index, spec, phantom, sib_d, uni_d, t_all)
+    row = {k: v for k, v in delivered.row.items() if k not in ("case", "dfin_max", "binding (SIB search)")}
+    row = {"case": index, "goal_fl": _fmt(sib.plan_goal_gy), "goal_dl": _fmt(sib_d.plan_goal_gy), **row,
+           "SIB violates": "; ".join(sib_d.evaluation.violated_limits) or "-"}
+    delivered = replace(delivered, row=row)
+    return fluence, delivered, Loss.of(index, sib, uni, sib_d, uni_d, t_sib, t_all - t_sib)
+
+
+def case_result(index: int, spec, phantom, sib, uni, seconds: float) -> CaseResult:
+    masks, vcc = phantom.structures, phantom.grid.voxel_volume_cc
+    uni_trial = evaluate_protocol(load_protocol("sib_trial"), uni.dose_gy, masks, vcc)
     m = sib.metrics
     sib_mand, sib_opt = bool(sib.feasible), all_optimal(sib.evaluation)
     sib_ceil = not ceiling_violations(sib.evaluation, optimal_ceilings(sib.protocol), BOUNDARY_TOLERANCE)
@@ -132,6 +156,62 @@ def plan_case(index: int, spec, arc_set: ArcSet, settings: PlanSettings, backend
                        if v is not None})
 
 
+@dataclass(frozen=True)
+class Loss:
+    """Deliverable minus fluence, per case (Gy), and the deliverable plans' MU, beam-on and planning times."""
+
+    case: int
+    values: dict              # name -> value (the LOSS_COLUMNS)
+
+    @classmethod
+    def of(cls, index, sib, uni, sib_d, uni_d, sib_s, uni_s) -> "Loss":
+        def change(a, b, structure, metric):
+            x, y = a.metrics[structure][metric], b.metrics[structure][metric]
+            return None if x is None or y is None else y - x
+
+        return cls(index, {
+            "sib dGoal": sib_d.plan_goal_gy - sib.plan_goal_gy,
+            "sib dD50": change(sib, sib_d, "GTV", "D50%"), "sib dD98": change(sib, sib_d, "GTV", "D98%"),
+            "sib dPRV": change(sib, sib_d, "SpinalCord_PRV02", "D0.03cc"),
+            "uni dD50": change(uni, uni_d, "GTV", "D50%"), "uni dD98": change(uni, uni_d, "GTV", "D98%"),
+            "uni dPRV": change(uni, uni_d, "SpinalCord_PRV02", "D0.03cc"),
+            "sib MU/fx": sib_d.delivery["mu_per_fraction"], "uni MU/fx": uni_d.delivery["mu_per_fraction"],
+            "sib beam-on s/fx": sib_d.delivery["delivery_time_s_per_fraction"],
+            "uni beam-on s/fx": uni_d.delivery["delivery_time_s_per_fraction"],
+            "sib fluence plan s": sib.timings_s.get("plan_s"), "sib deliverable s": sib_s,
+            "uni deliverable s": uni_s,
+        })
+
+    def row(self) -> dict:
+        digits = {"MU/fx": 0, "s/fx": 0, " s": 0}
+        out = {"case": self.case}
+        for k, v in self.values.items():
+            d = next((n for tail, n in digits.items() if k.endswith(tail)), 2)
+            out[k] = "-" if v is None else (f"{v:+.{d}f}" if is_change(k) else f"{v:.{d}f}")
+        return out
+
+
+def is_change(key: str) -> bool:
+    """'sib dD50' and the like: a deliverable - fluence change (printed with its sign)."""
+    word = key.split(" ")[1]
+    return word[0] == "d" and word[1:2].isupper()
+
+
+def print_losses(losses: list[Loss]) -> None:
+    print("\n== fluence -> deliverable, per case (d* = deliverable - fluence, Gy; dGoal = the deliverable SIB's "
+          "boost goal minus the fluence plan's; MU and beam-on per fraction; plan times in s) ==")
+    if not losses:
+        print("no case was planned")
+        return
+    print_table([x.row() for x in losses], list(losses[0].row()))
+    print("\nsummary over the cases, median (range):")
+    for key in losses[0].values:
+        v = [x.values[key] for x in losses if x.values[key] is not None]
+        if v:
+            sign = "+" if is_change(key) else ""
+            print(f"  {key:20s} {statistics.median(v):{sign}9.2f} ({min(v):{sign}.2f} to {max(v):{sign}.2f})")
+
+
 def _largest_difference(*plans) -> tuple[str, float]:
     """The reported metric with the largest |exact final - optimiser| dose difference over the plans (Gy)."""
     pairs = [(f"{p.mode} {k}", v) for p in plans for k, v in p.final_minus_optimiser_gy.items() if v is not None]
@@ -142,9 +222,9 @@ def _median_range(values) -> str:
     return f"{statistics.median(values):.1f} ({min(values):.1f}-{max(values):.1f})"
 
 
-def print_distribution(results: list[CaseResult], n_cases: int) -> None:
+def print_distribution(results: list[CaseResult], n_cases: int, plans: str = "fluence plans") -> None:
     n = len(results)
-    print(f"\n== cohort vs trial ({n} of {n_cases} cases planned) ==")
+    print(f"\n== cohort vs trial, {plans} ({n} of {n_cases} cases planned) ==")
     if not n:
         print("no case was planned")
         return
@@ -222,6 +302,9 @@ def parse_args(argv=None):
     ap.add_argument("--boost-policy", choices=BOOST_POLICIES, default=PlanSettings().boost_policy,
                     help="SIB boost policy (default: PlanSettings.boost_policy, optimal_window = "
                          "trial_cohort_cpu_optimal_window.txt; max = trial_cohort_cpu.txt)")
+    ap.add_argument("--deliverable", action="store_true",
+                    help="also make every plan deliverable (simsbrt.delivery.plan.make_deliverable, TrueBeam HD120; "
+                         "the SIB with the deliverable boost search) and report the cohort on deliverable plans")
     return ap.parse_args(argv)
 
 
@@ -244,6 +327,10 @@ def main(argv=None) -> int:
     if args.n == 28 and args.seed == 1 and args.spacing_mm == 3.0:
         print("seed 1: at a 3 mm grid generate_cohort(28, seed) raises for seeds 0 and 2-5 (a Bilsky 1a cervical case "
               "leaves no epidural voxels on the coarse grid); seed 1 is the first that builds")
+    if args.deliverable:
+        print("deliverable: every plan also sequenced into one MLC aperture per control point on the TrueBeam HD120 "
+              "(DeliverySettings defaults), segment MU re-optimised on the exact aperture doses; the SIB with the "
+              "deliverable boost search (simsbrt.delivery.search), judged on the exact aperture dose")
     print(machine_line())
     arc_set = arc_set_for(args.arc_spacing_deg, args.beamlet_mm)
     defaults = PlanSettings()
@@ -260,16 +347,20 @@ def main(argv=None) -> int:
     if any(not 1 <= c <= len(specs) for c in wanted):
         print(f"--cases: case numbers must be within 1..{len(specs)}, got {args.cases}", flush=True)
         return 2
-    results, failures = [], []
+    results, failures, delivered, losses = [], [], [], []
     for k, index in enumerate(wanted, 1):
         spec = specs[index - 1]
         try:
-            res = plan_case(index, spec, arc_set, settings, args.backend)
+            res = plan_case(index, spec, arc_set, settings, args.backend, args.deliverable)
         except Exception as exc:  # noqa: BLE001 - a failed case is reported and the run goes on
             failures.append((index, spec.name, f"{type(exc).__name__}: {exc}"))
             print(f"case {index} ({k}/{len(wanted)}) {spec.name}: FAILED: {type(exc).__name__}: {exc}", flush=True)
             traceback.print_exc(file=sys.stderr)
             continue
+        if args.deliverable:
+            res, res_d, loss = res
+            delivered.append(res_d)
+            losses.append(loss)
         results.append(res)
         r = res.row
         print(f"case {index} ({k}/{len(wanted)}) {spec.name}: GTV {r['GTV_cc']} cc, PTV_Eval {r['PTVEval_cc']} cc; "
@@ -277,6 +368,13 @@ def main(argv=None) -> int:
               f"binding {r['binding (SIB search)']}, mandatory {r['mand']}, optimal {r['opt']}; uniform GTV D50 "
               f"{r['uni_D50']} Gy (mandatory {r['uni_mand']}); {r['time_s']} s; elapsed "
               f"{time.perf_counter() - t_start:.0f} s; peak RSS {peak_rss_mib():.0f} MiB", flush=True)
+        if args.deliverable:
+            r = res_d.row
+            print(f"  deliverable: SIB goal {r['goal_fl']} -> {r['goal_dl']} Gy, GTV D50/D98/D2 {r['D50']}/{r['D98']}/"
+                  f"{r['D2']} Gy, PRV {r['PRV_0.03cc']}, sac {r['sac_0.03cc']} Gy, mandatory {r['mand']}, violates "
+                  f"{r['SIB violates']}; uniform GTV D50 {r['uni_D50']} Gy (mandatory {r['uni_mand']}); "
+                  f"{loss.values['sib MU/fx']:.0f} / {loss.values['uni MU/fx']:.0f} MU/fx (SIB / uniform); "
+                  f"{r['time_s']} s", flush=True)
     print("\n== per case (doses in Gy; D50/D98/D2 = SIB GTV; PRV/sac = SIB cord PRV / thecal sac D0.03cc, "
           "'-' = structure absent at that level; mand/opt = every mandatory / optimal limit met) ==")
     if results:
@@ -284,6 +382,13 @@ def main(argv=None) -> int:
     for index, name, message in failures:
         print(f"case {index} {name}: FAILED: {message}")
     print_distribution(results, len(wanted))
+    if args.deliverable:
+        print("\n== per case, DELIVERABLE plans (TrueBeam HD120; goal_fl / goal_dl = SIB boost goal of the fluence / "
+              "deliverable plan; columns as above; time_s = both deliverable steps) ==")
+        if delivered:
+            print_table([r.row for r in delivered], list(delivered[0].row))
+        print_distribution(delivered, len(wanted), "DELIVERABLE plans")
+        print_losses(losses)
     total = time.perf_counter() - t_start
     print(f"failed cases: {len(failures)}")
     print(f"total wall time {total:.0f} s ({total / 60:.1f} min); peak RSS {peak_rss_mib():.0f} MiB; "

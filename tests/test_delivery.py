@@ -394,22 +394,3 @@ def test_the_median_filter_removes_a_single_pair_spike_and_keeps_closed_pairs_cl
     s, e = median_intervals(start, stop, 3)
     np.testing.assert_array_equal(s, [0, 2, 2, 2, 2, 2, 0])
     np.testing.assert_array_equal(e, stop)
-
-
-def test_a_deliverable_sib_that_breaks_a_ceiling_lowers_its_boost_goal(deliverable, tiny_plan_inputs):
-    """At a 51 Gy boost goal the hot spot breaks D2% <= 51 Gy: the same apertures are re-optimised at lower
-    goals and the highest goal that keeps every mandatory limit (GTV floors aside) is kept."""
-    from dataclasses import replace
-
-    from simsbrt.delivery.plan import make_deliverable
-    from simsbrt.optimize.plans import PlanSettings
-    from simsbrt.optimize.solvers import SolverOptions
-
-    fluence = replace(deliverable[0], plan_goal_gy=51.0)
-    settings = PlanSettings(n_bisections=1, organ_rounds=1, solver_options=SolverOptions(max_iter=80, ftol=1e-5))
-    plan = make_deliverable(tiny_plan_inputs, fluence, settings)
-    ph = tiny_plan_inputs.phantom
-    ev = evaluate_protocol("sib_trial", plan.dose_gy, ph.structures, ph.grid.voxel_volume_cc)
-    assert ev.row("GTV", "D2%").status != "violated" and ev.row("PTV_Eval", "D2%").status != "violated"
-    assert plan.delivery["boost_goal_gy"] < 51.0 and plan.plan_goal_gy == plan.delivery["boost_goal_gy"]
-    assert "lower GTV boost goal" in plan.search_stop

@@ -10,10 +10,12 @@ make_deliverable(inputs, fluence_plan, settings):
      simsbrt.delivery.apertures);
   3. re-optimise the non-negative segment MU with the fluence plan's own objective and goals
      (FluenceProblem, the same boost goal / prescription), with the same organ-weight rounds as
-     the fluence planner when an organ limit fails; a SIB plan that then breaks a mandatory limit
-     (other than a GTV floor) is first re-optimised with heavier overdose weights at the same
-     goal, then has its boost goal lowered (same apertures: 1 Gy steps, then bisection) to the
-     highest goal that keeps them;
+     the fluence planner when an organ limit fails; a SIB plan that then breaks a limit its boost
+     policy requires (every mandatory limit but the GTV floors; the optimal ceilings too under
+     optimal_window) is first re-optimised with heavier overdose weights at the same goal; if it
+     still breaks one, the deliverable boost search (simsbrt.delivery.search) lowers the goal,
+     re-optimising the FLUENCE at each lower goal and re-sequencing it, judged on the deliverable's
+     exact aperture dose, and keeps the highest goal whose deliverable plan keeps them;
   4. the final dose: the dose of the final apertures and MU through the same aperture kernel (exact,
      MLC transmission included) on every Body / structure voxel, the voxels of the fluence plan's final
      dose, with its radiological depths (simsbrt.dose.final.DoseGeometry, traced once); normalised to the
@@ -31,13 +33,15 @@ import scipy.sparse as sp
 from simsbrt.delivery.apertures import ApertureDoseEngine, Apertures, cp_mu, segment_matrix
 from simsbrt.delivery.machine import DEFAULT_MACHINE, MachineModel, load_machine
 from simsbrt.delivery.metrics import delivery_metrics
+from simsbrt.delivery.search import deliverable_boost_search
 from simsbrt.delivery.sequencing import DEFAULT_MEDIAN_PAIRS, sequence_plan
 from simsbrt.errors import SpecError
 from simsbrt.evaluate import evaluate_protocol, prescription_scale_factor
 from simsbrt.evaluate.falloff import gtv_cord_falloff
-from simsbrt.evaluate.protocol import VIOLATED
-from simsbrt.optimize.plans import PlanResult, plan_metrics
+from simsbrt.evaluate.protocol import BOUNDARY_TOLERANCE, VIOLATED
+from simsbrt.optimize.plans import PlanResult, plan_metrics, plan_numbers, sib_fluence_at
 from simsbrt.optimize.problem import BOOST, CORD_PRV, TARGET, THECAL_SAC, FluenceProblem, ring_mask
+from simsbrt.optimize.sib import ceiling_violations, optimal_ceilings
 
 DOSE_VOXELS = ("body", "grid")   # simsbrt.dose.final.REGIONS
 
@@ -53,8 +57,11 @@ class DeliverySettings:
     dose_voxels: str = "body"
     smoothing_mm: float = 0.0
     median_pairs: int = DEFAULT_MEDIAN_PAIRS
+    goal_bisections: int = 2       # bisection steps of the deliverable boost search (simsbrt.delivery.search)
 
     def __post_init__(self):
+        if isinstance(self.goal_bisections, bool) or not isinstance(self.goal_bisections, int) or not 0 <= self.goal_bisections <= 8:
+            raise SpecError("goal_bisections", f"must be an integer within 0..8, got {self.goal_bisections!r}")
         if isinstance(self.median_pairs, bool) or not isinstance(self.median_pairs, int) or not 1 <= self.median_pairs <= 9:
             raise SpecError("median_pairs", f"must be an integer within 1..9 (1 = no filter), got {self.median_pairs!r}")
         if not (np.isfinite(self.smoothing_mm) and 0.0 <= self.smoothing_mm <= 10.0):
@@ -108,44 +115,20 @@ def _seed_segments(fitted_mu: np.ndarray, arc_of_cp: np.ndarray) -> np.ndarray:
 def make_deliverable(inputs, fluence_plan: PlanResult, plan_settings, settings: DeliverySettings = DeliverySettings(),
                      progress=None, machine: MachineModel | None = None) -> DeliverablePlan:
     """The deliverable version of a fluence plan (module doc)."""
-    from simsbrt.dose.influence import InfluenceMatrix
-
     say = progress or (lambda message: None)
     t_start = time.perf_counter()
     machine = machine or load_machine(settings.machine)
     phantom = inputs.phantom
-    masks, grid, voxel_cc = phantom.structures, phantom.grid, phantom.grid.voxel_volume_cc
+    masks = phantom.structures
     beamlets = inputs.influence.beamlets
     if beamlets is None:
         raise SpecError("influence", "has no beamlets; cannot sequence apertures")
-    timings = {}
-    t0 = time.perf_counter()
-    apertures, fitted = sequence_plan(beamlets, fluence_plan.weights, inputs.arc_set, machine, settings.smoothing_mm,
-                                      settings.median_pairs)
-    timings["sequence_s"] = time.perf_counter() - t0
-    engine = ApertureDoseEngine(grid, phantom.density, apertures)
-    t0 = time.perf_counter()
+    timings = {"sequence_s": 0.0, "aperture_matrix_s": 0.0, "optimise_s": 0.0}
     voxels = optimisation_voxels(inputs.influence, masks)
-    columns = engine.columns(voxels)
-    to_segments = segment_matrix(apertures.arc_of_cp)
-    seg_columns = (columns.astype(np.float64) @ to_segments).astype(np.float32)
-    timings["aperture_matrix_s"] = time.perf_counter() - t0
-    say(f"{apertures.n_control_points} apertures on {machine.name}; exact aperture doses on {len(voxels)} "
-        f"optimisation voxels in {timings['aperture_matrix_s']:.1f} s; re-optimising {to_segments.shape[1]} segment MU")
-    influence = InfluenceMatrix(sp.csr_matrix(seg_columns), voxels, grid, "cpu", "cpu")
-    problem = FluenceProblem.build(influence, masks, pairs=np.zeros((0, 2), dtype=np.int64), merge_columns=False)
     protocol = fluence_plan.protocol
-    goals = plan_goals(fluence_plan, plan_settings)
-    t0 = time.perf_counter()
-    solve = _SegmentSolver(problem, seg_columns, voxels, protocol, masks, grid, plan_settings)
-    seg, evaluation = solve(goals, _seed_segments(fitted, apertures.arc_of_cp))
-    goal_note, deliverable_goal = "", goals.boost_gy
-    if fluence_plan.mode == "sib" and goals.boost_gy is not None and _blocking(evaluation):
-        seg, evaluation, goal_note = _cool_hot_spots(solve, goals, seg, evaluation, say)
-    if fluence_plan.mode == "sib" and goals.boost_gy is not None and _blocking(evaluation):
-        seg, evaluation, deliverable_goal, goal_note = _lower_boost(solve, goals, seg, evaluation, plan_settings, say)
-    n_iter = solve.n_iter
-    timings["optimise_s"] = time.perf_counter() - t0
+    stage, deliverable_goal, goal_note, search_steps, n_iter = _deliver_plan(
+        inputs, fluence_plan, plan_settings, settings, machine, voxels, timings, say)
+    apertures, engine, seg, evaluation = stage.apertures, stage.engine, stage.seg, stage.evaluation
     t0 = time.perf_counter()
     seg, mu_cp, dose, evaluation, metrics, record = final_dose_step(inputs, engine, seg, protocol,
                                                                     settings.dose_voxels, say)
@@ -155,6 +138,7 @@ def make_deliverable(inputs, fluence_plan: PlanResult, plan_settings, settings: 
     delivery = {**numbers, "dose_voxels": settings.dose_voxels, "boost_goal_gy": deliverable_goal,
                 "gtv_cord_falloff": {"fluence": gtv_cord_falloff(fluence_plan.dose_gy, masks, phantom.grid),
                                      "deliverable": gtv_cord_falloff(dose, masks, phantom.grid)},
+                "boost_search": search_steps,
                 "n_apertures": apertures.n_control_points, "n_segments": int(len(seg)), "segment_mu": seg,
                 "mu_per_cp": mu_cp, "apertures": apertures}
     say(f"deliverable {fluence_plan.mode}: {'feasible' if evaluation.feasible else 'NOT feasible'}, "
@@ -184,6 +168,32 @@ def final_dose_step(inputs, engine: ApertureDoseEngine, segment_mu, protocol, re
     evaluation = evaluate_protocol(protocol, dose, masks, voxel_cc)
     record["total_s"] = round(time.perf_counter() - t0, 3)
     return segment_mu, cp_mu(segment_mu, arcs), dose, evaluation, plan_metrics(dose, masks, voxel_cc), record
+
+
+def _deliver_plan(inputs, fluence_plan, plan_settings, settings, machine, voxels, timings, say):
+    """The chosen stage: the fluence plan's own for a uniform plan; for a SIB plan the deliverable boost search's
+    (simsbrt.delivery.search). Returns (stage, boost goal, note, search steps, iterations)."""
+    protocol = fluence_plan.protocol
+    goals = plan_goals(fluence_plan, plan_settings)
+    sib = fluence_plan.mode == "sib" and goals.boost_gy is not None
+    required = required_limits(protocol, fluence_plan.boost_policy)
+
+    def deliver_at(weights, goal_gy):
+        stage = _deliver_fluence(inputs, weights, goals.with_(boost_gy=goal_gy), protocol, plan_settings, settings,
+                                 machine, voxels, required if sib else None, timings, say)
+        return stage, stage.evaluation
+
+    if not sib:
+        stage, _ = deliver_at(fluence_plan.weights, goals.boost_gy)
+        return stage, goals.boost_gy, stage.note, [], stage.n_iter
+    t0 = time.perf_counter()
+    found = deliverable_boost_search(deliver_at, _fluence_at(inputs, plan_settings, timings), required,
+                                     float(goals.boost_gy), float(plan_numbers(plan_settings).boost_range_gy[0]),
+                                     fluence_plan.weights, settings.goal_bisections, say)
+    timings["boost_search_s"] = time.perf_counter() - t0
+    stage = found.chosen.result
+    return (stage, found.chosen.goal_gy, stage.note + found.note, [step.to_dict() for step in found.steps],
+            sum(step.result.n_iter for step in found.steps))
 
 
 def delivered_dose(inputs, engine: ApertureDoseEngine, mu_per_cp, region: str = "body", say=None):
@@ -252,63 +262,91 @@ def _blocking(evaluation) -> tuple[str, ...]:
                  and not (r.structure == BOOST and r.mandatory is not None and r.mandatory.max_value is None))
 
 
-GOAL_STEP_GY = 1.0
+def required_limits(protocol, boost_policy: str | None):
+    """evaluation -> the limits a deliverable SIB plan must keep under the fluence plan's boost policy: every
+    mandatory limit except the GTV floors, plus every optimal ceiling under "optimal_window" (as the fluence
+    search: simsbrt.optimize.plans)."""
+    ceilings = optimal_ceilings(protocol) if boost_policy == "optimal_window" else ()
+
+    def required(evaluation) -> tuple[str, ...]:
+        return _blocking(evaluation) + ceiling_violations(evaluation, ceilings, BOUNDARY_TOLERANCE)
+    return required
+
+
+@dataclass(frozen=True, eq=False)
+class _Stage:
+    """One fluence sequenced into apertures, with its segment MU optimised at one goal (optimisation-row dose)."""
+
+    apertures: Apertures
+    engine: ApertureDoseEngine
+    seg: np.ndarray
+    evaluation: object
+    n_iter: int
+    note: str
+
+
+def _deliver_fluence(inputs, weights, goals, protocol, plan_settings, settings, machine, voxels, required, timings,
+                     say) -> _Stage:
+    """Sequence the fluence weights, compute the exact aperture-dose columns on the optimisation voxels and
+    optimise the segment MU at goals; a SIB stage that breaks a required limit (required is not None) gets the
+    hot-spot rounds."""
+    from simsbrt.dose.influence import InfluenceMatrix
+
+    phantom = inputs.phantom
+    t0 = time.perf_counter()
+    apertures, fitted = sequence_plan(inputs.influence.beamlets, weights, inputs.arc_set, machine,
+                                      settings.smoothing_mm, settings.median_pairs)
+    timings["sequence_s"] += time.perf_counter() - t0
+    engine = ApertureDoseEngine(phantom.grid, phantom.density, apertures)
+    t0 = time.perf_counter()
+    columns = engine.columns(voxels)
+    to_segments = segment_matrix(apertures.arc_of_cp)
+    seg_columns = (columns.astype(np.float64) @ to_segments).astype(np.float32)
+    spent = time.perf_counter() - t0
+    timings["aperture_matrix_s"] += spent
+    say(f"{apertures.n_control_points} apertures on {machine.name}; exact aperture doses on {len(voxels)} "
+        f"optimisation voxels in {spent:.1f} s; re-optimising {to_segments.shape[1]} segment MU")
+    influence = InfluenceMatrix(sp.csr_matrix(seg_columns), voxels, phantom.grid, "cpu", "cpu")
+    problem = FluenceProblem.build(influence, phantom.structures, pairs=np.zeros((0, 2), dtype=np.int64),
+                                   merge_columns=False)
+    t0 = time.perf_counter()
+    solve = _SegmentSolver(problem, seg_columns, voxels, protocol, phantom.structures, phantom.grid, plan_settings)
+    seg, evaluation = solve(goals, _seed_segments(fitted, apertures.arc_of_cp))
+    note = ""
+    if required is not None and required(evaluation):
+        seg, evaluation, note = _cool_hot_spots(solve, goals, seg, evaluation, required, say)
+    timings["optimise_s"] += time.perf_counter() - t0
+    return _Stage(apertures, engine, seg, evaluation, solve.n_iter, note)
+
+
+def _fluence_at(inputs, plan_settings, timings):
+    """goal, warm weights -> the SIB fluence re-optimised at that goal (simsbrt.optimize.plans.sib_fluence_at)."""
+    def fluence_at(goal_gy, warm_weights):
+        t0 = time.perf_counter()
+        weights = sib_fluence_at(inputs, plan_settings, goal_gy, warm_weights).weights
+        timings["fluence_resequence_s"] = timings.get("fluence_resequence_s", 0.0) + time.perf_counter() - t0
+        return weights
+    return fluence_at
+
+
 HOT_SPOT_ROUNDS = 2
 
 
-def _cool_hot_spots(solve, goals, seg, evaluation, say):
+def _cool_hot_spots(solve, goals, seg, evaluation, required, say):
     """First remedy at the same boost goal: up to HOT_SPOT_ROUNDS re-optimisations with the target and GTV
     overdose weights x 5 per round (the hot spot is what one aperture per control point worsens)."""
-    failing = _blocking(evaluation)
+    failing = required(evaluation)
     weights = goals.weights
     for k in range(1, HOT_SPOT_ROUNDS + 1):
         heavier = replace(weights, boost_overdose=weights.boost_overdose * 5.0 ** k,
                           target_overdose=weights.target_overdose * 5.0 ** k)
         trial_seg, trial_ev = solve(goals.with_(weights=heavier), seg)
-        blocked = _blocking(trial_ev)
+        blocked = required(trial_ev)
         say(f"deliverable: hot-spot round {k} (overdose weights x {5 ** k}) -> {'; '.join(blocked) or 'meets the limits'}")
         if not blocked:
             return trial_seg, trial_ev, (f" with overdose weights x {5 ** k} (at the standard weights it violates "
                                          f"{'; '.join(failing)})")
     return seg, evaluation, ""
-
-
-def _lower_boost(solve, goals, seg, evaluation, plan_settings, say):
-    """The deliverable SIB plan breaks a limit at the fluence plan's boost goal (its apertures are less
-    homogeneous): lower the goal in GOAL_STEP_GY steps down to the bottom of the boost range, re-optimising
-    the segment MU of the same apertures, until a goal breaks nothing blocking (the scan stops early once only
-    organ limits fail: lowering the boost cannot cure those); then bisect between that goal and the step
-    above (plan_settings.n_bisections times) and keep the highest acceptable goal."""
-    from simsbrt.optimize.plans import plan_numbers
-
-    lo, top = float(plan_numbers(plan_settings).boost_range_gy[0]), float(goals.boost_gy)   # the protocol's range
-    failing = _blocking(evaluation)
-    best, fail_goal, goal = None, top, top - GOAL_STEP_GY
-    while goal >= lo - 1e-9 and best is None:
-        trial_seg, trial_ev = solve(goals.with_(boost_gy=goal), seg)
-        blocked = _blocking(trial_ev)
-        say(f"deliverable: GTV boost goal {goal:.2f} Gy -> {'; '.join(blocked) or 'meets the limits'}")
-        if not blocked:
-            best = (trial_seg, trial_ev, goal)
-        elif all(name.split(" ")[0] in (CORD_PRV, THECAL_SAC) for name in blocked):
-            break            # only an organ limit fails now: a still lower boost goal is no remedy
-        else:
-            fail_goal, goal = goal, goal - GOAL_STEP_GY
-    if best is None:
-        return seg, evaluation, top, (f" (it violates {'; '.join(failing)} at the fluence plan's GTV boost goal "
-                                      f"{top:.2f} Gy; lower goals on the same apertures down to {goal:.2f} Gy "
-                                      f"did not meet every limit)")
-    for _ in range(int(plan_settings.n_bisections)):
-        mid = 0.5 * (best[2] + fail_goal)
-        mid_seg, mid_ev = solve(goals.with_(boost_gy=mid), best[0])
-        blocked = _blocking(mid_ev)
-        say(f"deliverable: GTV boost goal {mid:.2f} Gy -> {'; '.join(blocked) or 'meets the limits'}")
-        if blocked:
-            fail_goal = mid
-        else:
-            best = (mid_seg, mid_ev, mid)
-    return best[0], best[1], best[2], (f" at a lower GTV boost goal {best[2]:.2f} Gy: at the fluence plan's goal "
-                                       f"{top:.2f} Gy it violates {'; '.join(failing)}")
 
 
 COMPARED = (("GTV", "D50%"), ("GTV", "D98%"), ("GTV", "D2%"), ("PTV_Eval", "D90%"), ("PTV_Eval", "D2%"),

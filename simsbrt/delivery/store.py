@@ -17,7 +17,8 @@ from simsbrt.errors import SchemaError
 from simsbrt.geometry.arcs import ControlPoint
 
 JSON_KEYS = ("mu_per_fraction", "delivery_time_s_per_fraction", "mcs", "max_leaf_speed_mm_per_s", "machine",
-             "calibration", "dose_voxels", "n_apertures", "n_segments", "boost_goal_gy", "gtv_cord_falloff")
+             "calibration", "dose_voxels", "n_apertures", "n_segments", "boost_goal_gy", "gtv_cord_falloff",
+             "boost_search")
 
 
 def delivery_summary(delivery: dict) -> dict:

@@ -826,3 +826,13 @@ def make_plan(inputs: PlanInputs, mode: str, settings: PlanSettings = PlanSettin
                       float(cand.goal_gy) if cand is not None else None,
                       settings.boost_policy if mode == "sib" else None, tuple(conflicts),
                       fin.record, fin.differences, inputs.backend.reason)
+
+
+def sib_fluence_at(inputs: PlanInputs, settings: PlanSettings, goal_gy: float, warm_weights=None) -> Candidate:
+    """One step of the SIB boost search at a fixed GTV boost goal: the fluence optimised at
+    settings.search_solver_options with the organ-weight rounds, warm-started from warm_weights (MU) when
+    given, normalised and evaluated on the optimiser's dose (the deliverable boost search sequences it)."""
+    planner = _Planner(inputs, settings)
+    warm = None if warm_weights is None else Candidate(goal_gy, np.asarray(warm_weights, np.float64), None, None, 0, 1.0)
+    return planner.candidate(planner.goals.with_(boost_gy=goal_gy), protocol_for("sib", settings), warm, _gtv_floor,
+                             settings.search_solver_options)
