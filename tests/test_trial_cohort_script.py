@@ -14,7 +14,7 @@ SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "trial_cohort.py"
 QUICK = ["--n", "2", "--seed", "3", "--spacing-mm", "3", "--arc-spacing-deg", "20", "--beamlet-mm", "5",
          "--search-steps", "1", "--search-max-iter", "30", "--max-iter", "40"]
 SUMMARY_LINES = (
-    "== cohort vs trial (2 of 2 cases planned) ==",
+    "== cohort vs trial, fluence plans (2 of 2 cases planned) ==",
     "GTV D50% (SIB) median (range):",
     "GTV D98% (SIB) median (range):",
     "SIB plans meeting every mandatory limit (sib_trial):",
