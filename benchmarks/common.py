@@ -51,3 +51,25 @@ def print_table(rows: list[dict], columns: list[str]) -> None:
     print("  ".join(c.rjust(widths[c]) for c in columns))
     for r in rows:
         print("  ".join(str(r.get(c, "")).rjust(widths[c]) for c in columns))
+
+
+def load_average() -> str:
+    """The 1 / 5 / 15 min load averages, for results headers and footers."""
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def print_run_header(script: str, argv: list[str], phantom: str, spacing_mm: float, backend: str) -> None:
+    """The '# command / commit / problem' header of a t10_body planning benchmark."""
+    print(f"# command: python benchmarks/{script} {' '.join(argv)}".rstrip())
+    print(f"# commit {git_commit()}; {machine_line()}; load average (1/5/15 min) at start {load_average()}")
+    print(f"# {phantom}, {spacing_mm} mm grid, two full arcs (4 deg), 2.5 mm beamlets; backend {backend}")
+
+
+def phantom_at(name: str, spacing_mm: float):
+    """A built-in phantom (or spec file) built on the given grid spacing."""
+    from simsbrt.phantom import build_phantom, load_spec
+
+    spec = load_spec(name)
+    if spacing_mm != spec.grid.spacing_mm:
+        spec = spec.with_spacing(spacing_mm)
+    return build_phantom(spec)

@@ -18,7 +18,6 @@ one influence matrix, as ``simsbrt compare`` does, and prints
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -27,17 +26,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
-from common import git_commit, machine_line, peak_rss_mib, print_table  # noqa: E402
+from common import load_average, peak_rss_mib, phantom_at, print_run_header, print_table  # noqa: E402
 
 from simsbrt.dose.final import CHUNK_VOXELS as CHUNK  # noqa: E402
 from simsbrt.geometry.arcs import default_arc_set  # noqa: E402
 from simsbrt.optimize.correction import DIFFERENCE_METRICS  # noqa: E402
 from simsbrt.optimize.plans import MODES, PlanSettings, make_plan, prepare_plan_inputs  # noqa: E402
-from simsbrt.phantom import build_phantom, load_spec  # noqa: E402
 
-
-def _load() -> str:
-    return "/".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def main() -> int:
@@ -51,13 +46,8 @@ def main() -> int:
                                                                "no plans) on random weights")
     args = ap.parse_args()
 
-    print(f"# command: python benchmarks/final_dose.py {' '.join(sys.argv[1:])}".rstrip())
-    print(f"# commit {git_commit()}; {machine_line()}; load average (1/5/15 min) at start {_load()}")
-    print(f"# {args.phantom}, {args.spacing_mm} mm grid, two full arcs (4 deg), 2.5 mm beamlets; backend {args.backend}")
-    spec = load_spec(args.phantom)
-    if args.spacing_mm != spec.grid.spacing_mm:
-        spec = spec.with_spacing(args.spacing_mm)
-    phantom = build_phantom(spec)
+    print_run_header("final_dose.py", sys.argv[1:], args.phantom, args.spacing_mm, args.backend)
+    phantom = phantom_at(args.phantom, args.spacing_mm)
     if args.dose_only:
         from simsbrt.geometry.beamlets import build_beamlets
 
@@ -85,7 +75,7 @@ def main() -> int:
                       "corr_rounds": fd["correction_rounds"], "iters": result.n_iterations,
                       "GTV_D50": f"{result.metrics['GTV']['D50%']:.2f}",
                       "feasible": "yes" if result.feasible else "no: " + "; ".join(result.binding_limits),
-                      "load": _load()})
+                      "load": load_average()})
         print(f"# {mode}: " + ", ".join(f"{k} {v}" for k, v in plans[-1].items()), flush=True)
         diffs.append({"mode": mode, **{f"{s} {m}": ("-" if result.final_minus_optimiser_gy.get(f"{s} {m}") is None
                                                     else f"{result.final_minus_optimiser_gy[f'{s} {m}']:+.3f}")
@@ -122,7 +112,7 @@ def time_final_dose(phantom, beamlets, weights, args, what: str) -> None:
         by_column = drv.to_host(geometry.depths(drv, start, points))
         new_s += time.perf_counter() - t0
         same = same and np.array_equal(per_voxel, by_column)
-    load_after_trace = _load()
+    load_after_trace = load_average()
     runs = {"pair": [], "column": []}
     results = {}
     for _ in range(args.repeats):   # the two kernels alternate, so a change of the machine's load hits both
@@ -152,7 +142,7 @@ def time_final_dose(phantom, beamlets, weights, args, what: str) -> None:
           f"dose (limit 2^-26 = 1.5e-08), {column.n_recomputed} voxels recomputed; "
           f"max |column - pair| / max dose = {diff:.1g}; speed-up: depth trace {old_s / new_s:.2f}x, dose "
           f"{statistics.median(runs['pair']) / statistics.median(runs['column']):.2f}x")
-    print(f"# peak RSS {peak_rss_mib():.0f} MiB; load average at end {_load()}")
+    print(f"# peak RSS {peak_rss_mib():.0f} MiB; load average at end {load_average()}")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ after one untimed call, and no plans.
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import sys
 import time
@@ -37,12 +36,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import git_commit, machine_line, peak_rss_mib, print_table, timed_runs  # noqa: E402
+from common import load_average, peak_rss_mib, phantom_at, print_run_header, print_table, timed_runs  # noqa: E402
 
 from simsbrt.geometry.arcs import default_arc_set  # noqa: E402
 from simsbrt.optimize.plans import MODES, PlanSettings, _Planner, make_plan, prepare_plan_inputs  # noqa: E402
 from simsbrt.optimize.solvers import SolverOptions  # noqa: E402
-from simsbrt.phantom import build_phantom, load_spec  # noqa: E402
 
 COLUMNS = ["config", "mode", "plan_s", "cpu_s", "search_s", "optimise_s", "final_dose_s", "truncation_s", "iterations",
            "steps", "optimiser_nnz", "goal_gy", "GTV_D50", "GTV_D98", "PRV_D0.03cc", "feasible_exact"]
@@ -53,9 +51,6 @@ def _cpu_s() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
 
-
-def _load() -> str:
-    return "/".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def configurations(args) -> dict:
@@ -137,13 +132,8 @@ def main() -> int:
     args = ap.parse_args()
     modes = [m for m in args.modes.split(",") if m]
 
-    print(f"# command: python benchmarks/optimiser_speed.py {' '.join(sys.argv[1:])}".rstrip())
-    print(f"# commit {git_commit()}; {machine_line()}; load average (1/5/15 min) at start {_load()}")
-    print(f"# {args.phantom}, {args.spacing_mm} mm grid, two full arcs (4 deg), 2.5 mm beamlets; backend {args.backend}")
-    spec = load_spec(args.phantom)
-    if args.spacing_mm != spec.grid.spacing_mm:
-        spec = spec.with_spacing(args.spacing_mm)
-    phantom = build_phantom(spec)
+    print_run_header("optimiser_speed.py", sys.argv[1:], args.phantom, args.spacing_mm, args.backend)
+    phantom = phantom_at(args.phantom, args.spacing_mm)
     t0 = time.perf_counter()
     inputs = prepare_plan_inputs(phantom, default_arc_set(), args.backend)
     im = inputs.influence
@@ -160,7 +150,7 @@ def main() -> int:
               f"truncation_frac {args.frac:g}, organ rows {args.organ_frac:g}")
         print_table(evaluation_rows(inputs, configs["fast"], args.repeats), ["matrix", "nnz", "eval_s", "spread_s",
                                                                              "build_s"])
-        print(f"# load average at end {_load()}; peak RSS {peak_rss_mib():.0f} MiB")
+        print(f"# load average at end {load_average()}; peak RSS {peak_rss_mib():.0f} MiB")
         return 0
     for name, s in configs.items():
         print(f"# {name}: search {s.search_method}, {s.n_bisections} inner steps at most, tolerance "
@@ -173,7 +163,7 @@ def main() -> int:
             del inputs.cache[key]
         for mode in modes:
             rows.append(plan_row(name, mode, inputs, settings))
-            print(f"# done {name} {mode} (load {_load()})", flush=True)
+            print(f"# done {name} {mode} (load {load_average()})", flush=True)
     print_table(rows, COLUMNS)
     print("# search steps per plan: goal (Gy), + acceptable / - not, (iterations of the step)")
     for r in rows:
@@ -183,7 +173,7 @@ def main() -> int:
         cpu = sum(float(r["cpu_s"]) for r in rows if r["config"] == name)
         print(f"# {name}: all plans {total:.1f} s wall, {cpu:.1f} s CPU (summed over the plans; the influence matrix "
               "and warm-up not included)")
-    print(f"# load average at end {_load()}; peak RSS {peak_rss_mib():.0f} MiB")
+    print(f"# load average at end {load_average()}; peak RSS {peak_rss_mib():.0f} MiB")
     print("# timings on a shared machine: see the load averages; not idle-machine numbers unless the load is ~0")
     return 0
 
