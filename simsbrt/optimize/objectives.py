@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from simsbrt.errors import SpecError, nonnegative_number
-from simsbrt.optimize.device import Target, target_of
+from simsbrt.optimize.device import Target, target_of, vector_dot
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,7 @@ class Smoothness:
         n = max(self.difference.shape[0], 1)
         L = self._operator(target)
         diff = L @ weights
-        value = (self.weight / n) * target.xp.dot(diff, diff)
+        value = (self.weight / n) * vector_dot(target.xp)(diff, diff)
         grad = (2.0 * self.weight / n) * (L.T @ diff)
         return value, grad
 

@@ -18,6 +18,7 @@ from typing import Any, Callable
 import numpy as np
 
 from simsbrt.errors import SpecError
+from simsbrt.optimize.device import vector_dot
 
 SOLVERS = ("projected_lbfgs", "scipy_lbfgsb")
 
@@ -62,6 +63,7 @@ def projected_lbfgs(fun: Callable, x0, xp=np, options: SolverOptions = SolverOpt
     solver reads four (projected-gradient test, slope, curvature test, relative decrease) plus one
     per trial step (Armijo test), and fun one (the value): the two-loop recursion keeps its
     scalars on the device."""
+    dot = vector_dot(xp)
     x = xp.maximum(xp.asarray(x0, dtype=xp.float64), 0.0)
     f, g = fun(x)
     n_eval = 1
@@ -76,13 +78,13 @@ def projected_lbfgs(fun: Callable, x0, xp=np, options: SolverOptions = SolverOpt
             message, converged, it = "projected gradient below tolerance", True, it - 1
             break
         free = ~((x <= 0.0) & (g > 0.0))
-        d = _two_loop_direction(g, free, s_hist, y_hist, xp)
-        slope = host_scalar(xp.dot(g, d))
+        d = _two_loop_direction(g, free, s_hist, y_hist, xp, dot)
+        slope = host_scalar(dot(g, d))
         if not slope < 0.0:  # not a descent direction: restart from steepest descent
             s_hist.clear()
             y_hist.clear()
-            d = _two_loop_direction(g, free, s_hist, y_hist, xp)
-            slope = host_scalar(xp.dot(g, d))
+            d = _two_loop_direction(g, free, s_hist, y_hist, xp, dot)
+            slope = host_scalar(dot(g, d))
             if not slope < 0.0:
                 message, converged = "no descent direction", True
                 break
@@ -92,7 +94,7 @@ def projected_lbfgs(fun: Callable, x0, xp=np, options: SolverOptions = SolverOpt
             x_new = xp.maximum(x + step * d, 0.0)
             f_new, g_new = fun(x_new)
             n_eval += 1
-            if f_new <= f + options.armijo_c1 * host_scalar(xp.dot(g, x_new - x)):
+            if f_new <= f + options.armijo_c1 * host_scalar(dot(g, x_new - x)):
                 accepted = True
                 break
             step *= 0.5
@@ -101,7 +103,7 @@ def projected_lbfgs(fun: Callable, x0, xp=np, options: SolverOptions = SolverOpt
             break
         s = x_new - x
         y = g_new - g
-        if host_scalar(xp.dot(s, y) - 1e-12 * xp.dot(y, y)) > 0.0:
+        if host_scalar(dot(s, y) - 1e-12 * dot(y, y)) > 0.0:
             s_hist.append(s)
             y_hist.append(y)
         decrease = f - f_new
@@ -113,31 +115,31 @@ def projected_lbfgs(fun: Callable, x0, xp=np, options: SolverOptions = SolverOpt
     return SolverResult(x, float(f), it, n_eval, converged, message, "projected_lbfgs", tuple(history))
 
 
-def _two_loop_direction(g, free, s_hist, y_hist, xp):
+def _two_loop_direction(g, free, s_hist, y_hist, xp, dot):
     """-H g on the free variables (L-BFGS two-loop recursion); the first step is scaled to the iterate.
     Every scalar stays an array-module scalar (no host round trip on a device)."""
     q = xp.where(free, g, 0.0)
     if not s_hist:
-        norm = xp.sqrt(xp.dot(q, q))
+        norm = xp.sqrt(dot(q, q))
         return -q / xp.where(norm > 0, norm, 1.0)
     alphas = []
     rhos = []
     for s, y in zip(reversed(s_hist), reversed(y_hist)):
         s_f = xp.where(free, s, 0.0)
         y_f = xp.where(free, y, 0.0)
-        sy = xp.dot(s_f, y_f)
+        sy = dot(s_f, y_f)
         rho = 1.0 / xp.where(sy > 0, sy, xp.inf)  # 0 where sy <= 0
-        a = rho * xp.dot(s_f, q)
+        a = rho * dot(s_f, q)
         q = q - a * y_f
         alphas.append(a)
         rhos.append((rho, s_f, y_f))
     s_last, y_last = rhos[0][1], rhos[0][2]
-    yy = xp.dot(y_last, y_last)
-    gamma = xp.dot(s_last, y_last) / xp.where(yy > 0, yy, 1.0)
+    yy = dot(y_last, y_last)
+    gamma = dot(s_last, y_last) / xp.where(yy > 0, yy, 1.0)
     gamma = xp.where((yy > 0) & (gamma > 0), gamma, 1.0)
     r = gamma * q
     for (rho, s_f, y_f), a in zip(reversed(rhos), reversed(alphas)):
-        b = rho * xp.dot(y_f, r)
+        b = rho * dot(y_f, r)
         r = r + (a - b) * s_f
     return -xp.where(free, r, 0.0)
 
