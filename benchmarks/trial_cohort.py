@@ -1,8 +1,8 @@
 """Trial-cohort benchmark (issue 5): 28 phantoms matched to the trial's Table 2, each planned sib and uniform.
 
 For every case of simsbrt.phantom.generate_cohort(n, seed, spacing_mm): build the phantom, compute the
-influence matrix once, plan `sib` and `uniform` on it (simsbrt.optimize.plans.make_plan) and report the
-protocol verdicts; then the cohort distribution next to the trial (sib-protocol.md, "What the trial
+influence matrix once, plan `sib` and `uniform` on it (simsbrt.optimize.plans.make_plans: their exact final
+doses in one pass) and report the protocol verdicts; then the cohort distribution next to the trial (sib-protocol.md, "What the trial
 achieved"): GTV D50% median 43.2 (41.3-45.7) Gy, GTV D98% median 32.8 (25.3-41.4) Gy, all plans within
 protocol. A case that raises is reported as failed with its message and the run goes on.
 
@@ -38,7 +38,7 @@ from simsbrt.evaluate import evaluate_protocol  # noqa: E402
 from simsbrt.evaluate.protocol import BOUNDARY_TOLERANCE, OPTIMAL, VIOLATED  # noqa: E402
 from simsbrt.evaluate.radiobiology import biological_dvh  # noqa: E402
 from simsbrt.geometry.arcs import ArcSet, default_arc_set  # noqa: E402
-from simsbrt.optimize.plans import PlanSettings, make_plan, prepare_plan_inputs  # noqa: E402
+from simsbrt.optimize.plans import PlanSettings, make_plans, prepare_plan_inputs  # noqa: E402
 from simsbrt.optimize.sib import BOOST_POLICIES, ceiling_violations, optimal_ceilings  # noqa: E402
 from simsbrt.phantom import build_phantom, generate_cohort  # noqa: E402
 from simsbrt.protocols.loader import load_protocol  # noqa: E402
@@ -108,8 +108,8 @@ def plan_case(index: int, spec, arc_set: ArcSet, settings: PlanSettings, backend
     t0 = time.perf_counter()
     phantom = build_phantom(spec)
     inputs = prepare_plan_inputs(phantom, arc_set, backend)      # one influence matrix for both plans
-    sib = make_plan(inputs, "sib", settings)
-    uni = make_plan(inputs, "uniform", settings)
+    plans = make_plans(inputs, ("sib", "uniform"), settings)     # their exact final doses in one pass
+    sib, uni = plans["sib"], plans["uniform"]
     seconds = time.perf_counter() - t0
     fluence = case_result(index, spec, phantom, sib, uni, seconds)
     if not deliverable:

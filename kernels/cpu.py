@@ -210,23 +210,33 @@ _fluence_column_dose = dev.fluence_column_dose
 @njit(parallel=True, cache=True)
 def _fluence_column_kernel(points, depths, columns, cpf, cpi, pitch, params, fluence, fl0, box, wmax, reach_nsigma,
                            outside, shared, width, out, bound):
+    n_maps = fluence.shape[0]
     for c in prange(columns.shape[0] - 1):
         fx = np.empty(SCRATCH)
         fy = np.empty(SCRATCH)
-        r1 = np.empty(width)
-        r2 = np.empty(width)
+        r1 = np.empty((n_maps, width))
+        r2 = np.empty((n_maps, width))
+        t1 = np.empty(n_maps)
+        t2 = np.empty(n_maps)
+        acc = np.empty(n_maps)
+        prim = np.empty(n_maps)
         _fluence_column_dose(columns[c], columns[c + 1], points, depths, cpf, cpi, pitch, params, fluence, fl0, box,
-                             wmax, reach_nsigma, outside, shared, fx, fy, r1, r2, out, bound)
+                             wmax, reach_nsigma, outside, shared, fx, fy, r1, r2, t1, t2, acc, prim, out, bound)
 
 
 def fluence_column_dose(points, depths, columns, cpf, cpi, pitch, params, fluence, fl0, box, wmax, reach_nsigma,
                         outside, shared):
     """fluence_dose for points grouped in grid columns: column c is points[columns[c]:columns[c + 1]] (same x, y);
-    shared[cp] = 1 where control point cp's u does not depend on z (kernels/device/fluence.py)."""
-    out = np.empty(points.shape[0], dtype=np.float64)
-    bound = np.empty(points.shape[0], dtype=np.float64)
+    shared[cp] = 1 where control point cp's u does not depend on z (kernels/device/fluence.py).
+    fluence / wmax: one map (1-D / per control point) or several (one row each: the doses of several weight
+    vectors in one pass); (dose, bound) then have one row per map."""
+    single = fluence.ndim == 1
+    maps = np.ascontiguousarray(np.atleast_2d(fluence), dtype=np.float64)
+    wmax = np.ascontiguousarray(np.atleast_2d(wmax), dtype=np.float64)
+    out = np.empty((maps.shape[0], points.shape[0]), dtype=np.float64)
+    bound = np.empty((maps.shape[0], points.shape[0]), dtype=np.float64)
     width = max(1, int(np.max(box[:, 3] - box[:, 2], initial=1)))
     _fluence_column_kernel(points, depths, np.asarray(columns, dtype=np.int64), cpf, cpi, float(pitch), params,
-                           fluence, fl0, box, wmax, float(reach_nsigma), float(outside),
+                           maps, fl0, box, wmax, float(reach_nsigma), float(outside),
                            np.asarray(shared, dtype=np.int64), width, out, bound)
-    return out, bound
+    return (out[0], bound[0]) if single else (out, bound)

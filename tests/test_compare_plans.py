@@ -182,20 +182,21 @@ def test_json_has_the_contract_keys(run):
 
 
 def test_cli_plans_once_on_one_influence_matrix_and_replaces_files(run, inputs, tmp_path, monkeypatch, capsys):
-    """The CLI with the planner stubbed by the fixture's results: one prepare_plan_inputs, three make_plan
-    calls on the same inputs; --json prints the contract; a second run replaces the files atomically."""
+    """The CLI with the planner stubbed by the fixture's results: one prepare_plan_inputs, one make_plans call
+    for the three modes on the same inputs; --json prints the contract; a second run replaces the files
+    atomically."""
     calls = {"prepare": 0, "make": []}
 
     def fake_prepare(phantom, arc_set=None, backend="cpu", **kwargs):
         calls["prepare"] += 1
         return inputs
 
-    def fake_make(plan_inputs, mode, settings=None, progress=None):
-        calls["make"].append((plan_inputs, mode))
-        return run.results[mode]
+    def fake_make(plan_inputs, modes, settings=None, progress=None, announce=None):
+        calls["make"].append((plan_inputs, tuple(modes)))
+        return {mode: run.results[mode] for mode in modes}
 
     monkeypatch.setattr(plans_module, "prepare_plan_inputs", fake_prepare)
-    monkeypatch.setattr(plans_module, "make_plan", fake_make)
+    monkeypatch.setattr(plans_module, "make_plans", fake_make)
     phantom_h5 = tmp_path / "phantom.h5"
     write_phantom(phantom_h5, inputs.phantom)
     arcs = tmp_path / "arcs.toml"
@@ -209,7 +210,7 @@ def test_cli_plans_once_on_one_influence_matrix_and_replaces_files(run, inputs, 
     assert set(doc["plans"]) == set(PLAN_ORDER)
     assert "simsbrt compare:" in captured.err                 # progress on stderr
     assert calls["prepare"] == 1
-    assert [m for _, m in calls["make"]] == list(PLAN_ORDER)
+    assert [m for _, m in calls["make"]] == [tuple(PLAN_ORDER)]
     assert all(i is inputs for i, _ in calls["make"])
     assert read_plan(out / "sib.h5").mode == "sib"            # the stale file was replaced
     assert main(["compare", str(phantom_h5), "--out", str(out), "--arcs", str(arcs)]) == 0

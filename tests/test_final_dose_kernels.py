@@ -102,3 +102,46 @@ def test_column_depth_trace_equals_per_voxel_trace_bit_for_bit():
     by_column = cpu.column_radiological_depths(points, columns, sources, origin, spacing, shape, density)
     assert reference.min() >= 0 and np.count_nonzero(reference) > 0.9 * reference.size
     np.testing.assert_array_equal(by_column, reference)
+
+
+@pytest.mark.parametrize("couch_deg", [0.0, 30.0])
+def test_several_weight_vectors_in_one_pass_equal_their_own_doses(couch_deg):
+    """final_doses: each dose of the pass equals final_dose of its weights (same sums in the same order; the
+    common box only adds zeros), on the shared-column path (coplanar) and the per-voxel path inside the column
+    kernel (couch 30 deg); and the pass is linear: the dose of w1 + w2 is the sum of theirs."""
+    from simsbrt.dose.final import final_doses
+
+    phantom = _phantom()
+    arcs = arc_set_from_dict({"arc": [{"gantry_start_deg": 181, "gantry_stop_deg": 179, "spacing_deg": 45,
+                                       "couch_deg": couch_deg}]})
+    beamlets = build_beamlets(arcs, phantom.grid, phantom.structures["PTV"])
+    w1 = _weights(beamlets.n_beamlets, seed=1)
+    w2 = _weights(beamlets.n_beamlets, seed=2)
+    cp = beamlets.columns()["control_point"]
+    w2[cp == cp.max()] = 0.0                 # a control point without weight in one map only: the boxes differ
+    geo = DoseGeometry.build(phantom, beamlets, "cpu", region="grid")
+    d1, d2, d12 = final_doses(phantom, beamlets, [w1, w2, w1 + w2], geometry=geo)
+    assert d1.n_in_pass == 3 and d1.record()["doses_in_pass"] == 3
+    for weights, batched in ((w1, d1), (w2, d2)):
+        alone = final_dose(phantom, beamlets, weights, geometry=geo)
+        assert alone.n_in_pass == 1 and alone.dose_gy.max() > 0
+        if alone.n_recomputed == batched.n_recomputed == 0:
+            np.testing.assert_array_equal(batched.dose_gy, alone.dose_gy)
+        else:
+            np.testing.assert_allclose(batched.dose_gy, alone.dose_gy, rtol=2.0**-22, atol=0)
+    np.testing.assert_allclose(d12.dose_gy, d1.dose_gy.astype(np.float64) + d2.dose_gy, rtol=1e-6,
+                               atol=1e-6 * float(d12.dose_gy.max()))
+    p1, p2 = final_doses(phantom, beamlets, [w1, w2], geometry=geo, kernel="pair")   # the maps one after the other
+    np.testing.assert_allclose(p1.dose_gy, d1.dose_gy, rtol=1e-6, atol=0)
+    np.testing.assert_allclose(p2.dose_gy, d2.dose_gy, rtol=1e-6, atol=0)
+
+
+def test_one_pass_needs_a_weight_vector():
+    from simsbrt.dose.final import final_doses
+    from simsbrt.errors import SpecError
+
+    phantom = _phantom(6.0)
+    arcs = arc_set_from_dict({"arc": [{"gantry_start_deg": 181, "gantry_stop_deg": 179, "spacing_deg": 90}]})
+    beamlets = build_beamlets(arcs, phantom.grid, phantom.structures["PTV"])
+    with pytest.raises(SpecError, match="weights_mu"):
+        final_doses(phantom, beamlets, [])

@@ -141,3 +141,23 @@ def test_sib_search_that_stops_at_its_range_top_says_so(inputs):
     assert result.search_stop.startswith("range top reached")
     assert result.boost_goal_gy == 36.0
     assert result.binding_limits == ()
+
+
+def test_plans_sharing_one_exact_dose_pass_equal_plans_made_one_by_one(inputs, plans):
+    """make_plans (the searches, then one pass of exact final doses for all, then each verdict) gives each mode
+    the plan make_plan gives it alone: the same weights, dose (to the proven 2^-26 truncation bound of voxels
+    recomputed for one map only), verdict and binding limits."""
+    from simsbrt.optimize.plans import make_plans
+
+    settings = PlanSettings(n_bisections=N_BISECTIONS, boost_policy="max")
+    together = make_plans(inputs, ("uniform", "sib"), settings)
+    assert list(together) == ["uniform", "sib"]
+    for mode, result in together.items():
+        alone = plans[mode]
+        assert result.final_dose["doses_in_pass"] == 2 and alone.final_dose["doses_in_pass"] == 1
+        np.testing.assert_array_equal(result.weights, alone.weights)
+        np.testing.assert_allclose(result.dose_gy, alone.dose_gy, rtol=2.0**-22, atol=0)
+        assert result.feasible == alone.feasible and result.binding_limits == alone.binding_limits
+        assert result.metrics == alone.metrics
+    with pytest.raises(SpecError, match="modes"):
+        make_plans(inputs, ("sib", "sib"), settings)

@@ -84,6 +84,26 @@ def fluence_pair_dose(px, py, pz, z_rad, cp, cpf, cpi, pitch, p, fluence, fl0, b
     return scale * (total + primary), bound
 
 
+def primary_window(u, v, s0, cp, cpi, pitch, box, reach_nsigma):
+    """(ka, kb, la, lb, cut): the half-open cell ranges of the primary window of control point cp at iso-plane
+    (u, v) (the cells within reach_nsigma primary sigmas s0; all cells of the box when reach_nsigma <= 0), and
+    whether the window leaves cells of the box out (then the bound of the module doc applies)."""
+    k_lo = box[cp, 0]
+    k_hi = box[cp, 1]
+    l_lo = box[cp, 2]
+    l_hi = box[cp, 3]
+    if reach_nsigma <= 0.0:
+        return k_lo, k_hi, l_lo, l_hi, False
+    eu0 = cpi[cp, CPI_K0] * pitch
+    ev0 = cpi[cp, CPI_L0] * pitch
+    reach = reach_nsigma * s0
+    ka = max(k_lo, int(math.floor((u - reach - eu0) / pitch)))
+    kb = min(k_hi, int(math.floor((u + reach - eu0) / pitch)) + 1)
+    la = max(l_lo, int(math.floor((v - reach - ev0) / pitch)))
+    lb = min(l_hi, int(math.floor((v + reach - ev0) / pitch)) + 1)
+    return ka, kb, la, lb, (ka > k_lo or kb < k_hi or la > l_lo or lb < l_hi)
+
+
 def primary_window_dose(u, v, scale, a0, s0, cp, cpi, pitch, fluence, fl0, box, wmax, reach_nsigma, outside, fx, fy):
     """(sum_{k,l} a0 m0(k; u) W[k, l] m0(l; v) over the primary window (before scale), bound on the omitted primary in Gy)
     of control point cp at iso-plane (u, v); the window and its bound as in the module doc."""
@@ -91,24 +111,8 @@ def primary_window_dose(u, v, scale, a0, s0, cp, cpi, pitch, fluence, fl0, box, 
     eu0 = cpi[cp, CPI_K0] * pitch
     ev0 = cpi[cp, CPI_L0] * pitch
     base = fl0[cp]
-    k_lo = box[cp, 0]
-    k_hi = box[cp, 1]
-    l_lo = box[cp, 2]
-    l_hi = box[cp, 3]
-    # primary: the cells within reach_nsigma primary sigmas (all cells when reach_nsigma <= 0)
-    ka = k_lo
-    kb = k_hi
-    la = l_lo
-    lb = l_hi
-    bound = 0.0
-    if reach_nsigma > 0.0:
-        reach = reach_nsigma * s0
-        ka = max(k_lo, int(math.floor((u - reach - eu0) / pitch)))
-        kb = min(k_hi, int(math.floor((u + reach - eu0) / pitch)) + 1)
-        la = max(l_lo, int(math.floor((v - reach - ev0) / pitch)))
-        lb = min(l_hi, int(math.floor((v + reach - ev0) / pitch)) + 1)
-        if ka > k_lo or kb < k_hi or la > l_lo or lb < l_hi:
-            bound = scale * a0 * wmax[cp] * 2.0 * outside
+    ka, kb, la, lb, cut = primary_window(u, v, s0, cp, cpi, pitch, box, reach_nsigma)
+    bound = scale * a0 * wmax[cp] * 2.0 * outside if cut else 0.0
     primary = 0.0
     kt = ka
     while kt < kb:
@@ -129,9 +133,43 @@ def primary_window_dose(u, v, scale, a0, s0, cp, cpi, pitch, fluence, fl0, box, 
     return primary, bound
 
 
+def primary_window_maps(u, v, a0, s0, cp, cpi, pitch, fluence, fl0, box, reach_nsigma, fx, fy, acc):
+    """primary_window_dose's sum for every fluence map at once (fluence[j]: map j; the Gaussian masses are
+    computed once for all): acc[j] = the primary of map j before scale, summed in the same order as
+    primary_window_dose. Returns whether the window leaves cells of the box out."""
+    nv = cpi[cp, CPI_NV]
+    eu0 = cpi[cp, CPI_K0] * pitch
+    ev0 = cpi[cp, CPI_L0] * pitch
+    base = fl0[cp]
+    ka, kb, la, lb, cut = primary_window(u, v, s0, cp, cpi, pitch, box, reach_nsigma)
+    for j in range(fluence.shape[0]):
+        acc[j] = 0.0
+    kt = ka
+    while kt < kb:
+        nk = min(TILE, kb - kt)
+        component_masses(fx, 0, eu0, kt, nk, pitch, u, s0, a0)
+        lt = la
+        while lt < lb:
+            nl = min(TILE, lb - lt)
+            component_masses(fy, 0, ev0, lt, nl, pitch, v, s0, 1.0)
+            for j in range(fluence.shape[0]):
+                w = fluence[j]
+                total = acc[j]
+                for qk in range(nk):
+                    row = base + (kt + qk) * nv + lt
+                    t0 = 0.0
+                    for ql in range(nl):
+                        t0 += w[row + ql] * fy[ql]
+                    total += fx[qk] * t0
+                acc[j] = total
+            lt += nl
+        kt += nk
+    return cut
+
+
 def scatter_row_sums(u, cp, cpi, pitch, p, fluence, fl0, box, fx, r1, r2):
-    """r_c[l - l_lo] = sum_k m_c(k; u) W[k, l] over the box of control point cp, for the two scatter components
-    (c = 1, 2; unit-amplitude masses of their depth-independent widths)."""
+    """r_c[j, l - l_lo] = sum_k m_c(k; u) W_j[k, l] over the box of control point cp, for the two scatter
+    components (c = 1, 2; unit-amplitude masses of their depth-independent widths) and every fluence map j."""
     s1 = component_sigma_mm(1, 0.0, p)
     s2 = component_sigma_mm(2, 0.0, p)
     nv = cpi[cp, CPI_NV]
@@ -141,9 +179,10 @@ def scatter_row_sums(u, cp, cpi, pitch, p, fluence, fl0, box, fx, r1, r2):
     k_hi = box[cp, 1]
     l_lo = box[cp, 2]
     l_hi = box[cp, 3]
-    for q in range(l_hi - l_lo):
-        r1[q] = 0.0
-        r2[q] = 0.0
+    for j in range(fluence.shape[0]):
+        for q in range(l_hi - l_lo):
+            r1[j, q] = 0.0
+            r2[j, q] = 0.0
     kt = k_lo
     while kt < k_hi:
         nk = min(TILE, k_hi - kt)
@@ -153,52 +192,68 @@ def scatter_row_sums(u, cp, cpi, pitch, p, fluence, fl0, box, fx, r1, r2):
             m1 = fx[STRIDE + qk]
             m2 = fx[2 * STRIDE + qk]
             row = base + (kt + qk) * nv + l_lo
-            for q in range(l_hi - l_lo):  # independent lanes: vectorisable without reassociation
-                w = fluence[row + q]
-                r1[q] += m1 * w
-                r2[q] += m2 * w
+            for j in range(fluence.shape[0]):
+                w = fluence[j]
+                for q in range(l_hi - l_lo):  # independent lanes: vectorisable without reassociation
+                    wq = w[row + q]
+                    r1[j, q] += m1 * wq
+                    r2[j, q] += m2 * wq
         kt += nk
 
 
-def scatter_from_row_sums(v, a1, a2, cp, cpi, pitch, p, box, fy, r1, r2):
-    """a1 sum_l m1(l; v) r1[l] + a2 sum_l m2(l; v) r2[l]: the scatter of control point cp (before scale)."""
+def scatter_from_row_sums(v, a1, a2, cp, cpi, pitch, p, box, fy, r1, r2, t1, t2, acc):
+    """acc[j] = a1 sum_l m1(l; v) r1[j, l] + a2 sum_l m2(l; v) r2[j, l]: the scatter of control point cp (before
+    scale) of every fluence map j (t1, t2: scratch, one per map)."""
     s1 = component_sigma_mm(1, 0.0, p)
     s2 = component_sigma_mm(2, 0.0, p)
     ev0 = cpi[cp, CPI_L0] * pitch
     l_lo = box[cp, 2]
     l_hi = box[cp, 3]
-    t1 = 0.0
-    t2 = 0.0
+    n_maps = r1.shape[0]
+    for j in range(n_maps):
+        t1[j] = 0.0
+        t2[j] = 0.0
     lt = l_lo
     while lt < l_hi:
         nl = min(TILE, l_hi - lt)
         component_masses(fy, STRIDE, ev0, lt, nl, pitch, v, s1, 1.0)
         component_masses(fy, 2 * STRIDE, ev0, lt, nl, pitch, v, s2, 1.0)
         off = lt - l_lo
-        for ql in range(nl):
-            t1 += fy[STRIDE + ql] * r1[off + ql]
-            t2 += fy[2 * STRIDE + ql] * r2[off + ql]
+        for j in range(n_maps):
+            x1 = t1[j]
+            x2 = t2[j]
+            for ql in range(nl):
+                x1 += fy[STRIDE + ql] * r1[j, off + ql]
+                x2 += fy[2 * STRIDE + ql] * r2[j, off + ql]
+            t1[j] = x1
+            t2[j] = x2
         lt += nl
-    return a1 * t1 + a2 * t2
+    for j in range(n_maps):
+        acc[j] = a1 * t1[j] + a2 * t2[j]
 
 
 def fluence_column_dose(first, stop, points, depths, cpf, cpi, pitch, p, fluence, fl0, box, wmax, reach_nsigma,
-                        outside, shared, fx, fy, r1, r2, out, bound):
-    """out[i], bound[i] for the voxels first <= i < stop of one grid column (same x, y): the sum over the control
-    points of fluence_pair_dose, with the u-side scatter shared by the column where shared[cp] (module doc)."""
-    for i in range(first, stop):
-        out[i] = 0.0
-        bound[i] = 0.0
+                        outside, shared, fx, fy, r1, r2, t1, t2, acc, prim, out, bound):
+    """out[j, i], bound[j, i] for the voxels first <= i < stop of one grid column (same x, y) and every fluence map j
+    (fluence[j], wmax[j]): the sum over the control points of fluence_pair_dose, with the u-side scatter shared by
+    the column where shared[cp] (module doc) and the Gaussian masses shared by the maps. r1, r2: (maps, box width)
+    scratch; t1, t2, acc, prim: one per map."""
+    n_maps = fluence.shape[0]
+    for j in range(n_maps):
+        for i in range(first, stop):
+            out[j, i] = 0.0
+            bound[j, i] = 0.0
     for cp in range(cpf.shape[0]):
         if box[cp, 0] >= box[cp, 1]:
             continue  # no weight (or an alias: its weights are summed into its primary's map)
         geom = cpi[cp, CPI_GEOM]
         if shared[cp] == 0:
-            for i in range(first, stop):
-                d, b = fluence_pair_dose(points[i, 0], points[i, 1], points[i, 2], depths[i, geom], cp, cpf, cpi,
-                                         pitch, p, fluence, fl0, box, wmax, reach_nsigma, outside, fx, fy)
-                out[i] += d
-                bound[i] += b
+            for j in range(n_maps):
+                for i in range(first, stop):
+                    d, b = fluence_pair_dose(points[i, 0], points[i, 1], points[i, 2], depths[i, geom], cp, cpf, cpi,
+                                             pitch, p, fluence[j], fl0, box, wmax[j], reach_nsigma, outside, fx, fy)
+                    out[j, i] += d
+                    bound[j, i] += b
             continue
         u, v, scale = beam_coordinates(points[first, 0], points[first, 1], points[first, 2], cp, cpf, p)
         if scale <= 0.0:
@@ -208,11 +263,14 @@ def fluence_column_dose(first, stop, points, depths, cpf, cpi, pitch, p, fluence
             u, v, scale = beam_coordinates(points[i, 0], points[i, 1], points[i, 2], cp, cpf, p)
             z_rad = depths[i, geom]
             a0 = component_amplitude(0, z_rad, p)
-            total = scatter_from_row_sums(v, component_amplitude(1, z_rad, p), component_amplitude(2, z_rad, p),
-                                          cp, cpi, pitch, p, box, fy, r1, r2)
+            scatter_from_row_sums(v, component_amplitude(1, z_rad, p), component_amplitude(2, z_rad, p),
+                                  cp, cpi, pitch, p, box, fy, r1, r2, t1, t2, acc)
             if a0 > 0.0:
-                primary, b = primary_window_dose(u, v, scale, a0, component_sigma_mm(0, z_rad, p), cp, cpi, pitch,
-                                                 fluence, fl0, box, wmax, reach_nsigma, outside, fx, fy)
-                total += primary
-                bound[i] += b
-            out[i] += scale * total
+                cut = primary_window_maps(u, v, a0, component_sigma_mm(0, z_rad, p), cp, cpi, pitch, fluence, fl0,
+                                          box, reach_nsigma, fx, fy, prim)
+                for j in range(n_maps):
+                    acc[j] += prim[j]
+                    if cut:
+                        bound[j, i] += scale * a0 * wmax[j, cp] * 2.0 * outside
+            for j in range(n_maps):
+                out[j, i] += scale * acc[j]

@@ -64,12 +64,13 @@ class FinalDose:
     region: str = "body"
     bound_rel_max: float = 0.0   # the largest (bound on the omitted primary) / dose over the voxels (<= BOUND_REL)
     n_recomputed: int = 0        # voxels recomputed with every primary cell because their bound was not small enough
+    n_in_pass: int = 1           # doses computed in the same pass over the voxels (final_doses); time_s is the pass's
 
     def record(self) -> dict:
         """How the dose was made, for the plan's JSON and PLAN.h5."""
         return {"exact": bool(self.exact), "time_s": round(float(self.time_s), 3), "backend": self.backend,
                 "device": self.device, "region": self.region, "n_voxels": int(self.n_voxels),
-                "truncation_bound_rel": float(f"{self.bound_rel_max:.3g}")}
+                "truncation_bound_rel": float(f"{self.bound_rel_max:.3g}"), "doses_in_pass": int(self.n_in_pass)}
 
 
 def dose_voxels(phantom, region: str = "body") -> np.ndarray:
@@ -200,15 +201,33 @@ def final_dose(phantom, beamlets, weights_mu, backend="cpu", beam=None,
     within n primary sigmas, unchecked: the expectation of the sampled influence matrix with window_nsigma = n
     (it drops the primary beyond its window); for measuring that cut only (FinalDose.exact is then False).
     """
+    return final_doses(phantom, beamlets, [weights_mu], backend, beam, progress, region, geometry,
+                       primary_window_nsigma, kernel)[0]
+
+
+def final_doses(phantom, beamlets, weights_mu_list, backend="cpu", beam=None,
+                progress: Callable[[int, int], None] | None = None, region: str = "body",
+                geometry: DoseGeometry | None = None, primary_window_nsigma: float | None = None,
+                kernel: str = "column") -> tuple[FinalDose, ...]:
+    """final_dose of several weight vectors (the plans of a comparison) in one pass over the voxels.
+
+    On the column kernel the points, depths, beam coordinates and Gaussian masses are computed once for all the
+    weight vectors; only the multiply-adds with each fluence map repeat. Each dose is summed in the same order as
+    its own final_dose (the maps' common box only adds exact zeros), and its truncation bound is checked on its own,
+    so each equals its final_dose (a voxel recomputed with every primary cell for one map and not for the other
+    can differ by the proven 2^-26 of its dose). Each FinalDose.time_s is the whole pass; n_in_pass says how many
+    doses shared it. The per-voxel kernel (GPU, kernel "pair") runs the maps one after the other on the same
+    depths."""
     from simsbrt.dose.engine import _drivers
 
     t_start = time.perf_counter()
-    geo = geometry or DoseGeometry.build(phantom, beamlets, backend, beam, region)
-    fluence, fl0, box = fluence_maps(beamlets, weights_mu, geo.cpi, geo.cell_to_col)
-    wmax = np.array([fluence[fl0[c]:fl0[c] + (geo.cpi[c, 2] * geo.cpi[c, 3])].max(initial=0.0)
-                     for c in range(len(fl0))])
+    if len(weights_mu_list) == 0:
+        raise SpecError("weights_mu", "needs at least one weight vector")
     if kernel not in KERNELS:
         raise SpecError("kernel", f"unknown final-dose kernel {kernel!r}; choose one of {', '.join(KERNELS)}")
+    geo = geometry or DoseGeometry.build(phantom, beamlets, backend, beam, region)
+    fluence, fl0, box, wmax = _stacked_maps(beamlets, weights_mu_list, geo)
+    n_maps = fluence.shape[0]
     drv = _drivers(geo.backend)
     by_column = kernel == "column" and hasattr(drv, "fluence_column_dose")
     shared = geo.shared_u if by_column else None
@@ -216,34 +235,61 @@ def final_dose(phantom, beamlets, weights_mu, backend="cpu", beam=None,
     reach = REACH_NSIGMA if exact else float(primary_window_nsigma)
     outside = math.erfc(reach / math.sqrt(2.0))
     n = len(geo.voxels)
-    values = np.empty(n, dtype=np.float64)
-    worst, n_recomputed = 0.0, 0
+    values = np.empty((n_maps, n), dtype=np.float64)
+    worst, n_recomputed = np.zeros(n_maps), np.zeros(n_maps, dtype=np.int64)
     for start in range(0, n, CHUNK_VOXELS):
         stop = min(start + CHUNK_VOXELS, n)
         points = geo.points(start, stop)
         depths = geo.depths(drv, start, points)
-        args = (geo.cpf, geo.cpi, geo.pitch_mm, geo.params, fluence, fl0, box, wmax)
+        args = (geo.cpf, geo.cpi, geo.pitch_mm, geo.params)
         if by_column:
-            dose, bound = drv.fluence_column_dose(points, depths, geo.columns(start, stop), *args, reach, outside,
-                                                  shared)
+            dose, bound = drv.fluence_column_dose(points, depths, geo.columns(start, stop), *args, fluence, fl0, box,
+                                                  wmax, reach, outside, shared)
         else:
-            dose, bound = (drv.to_host(a) for a in drv.fluence_dose(points, depths, *args, reach, outside))
-        loose = np.flatnonzero(bound > BOUND_REL * dose) if exact else np.zeros(0, np.int64)
-        if loose.size:  # the bound is not below float32 rounding there: sum every primary cell
-            full, _ = drv.fluence_dose(np.ascontiguousarray(points[loose]), _rows(depths, loose), *args, 0.0, 0.0)
-            dose[loose] = drv.to_host(full)
-            bound[loose] = 0.0
-            n_recomputed += int(loose.size)
-        kept = dose > 0
-        if np.any(kept):
-            worst = max(worst, float(np.max(bound[kept] / dose[kept])))
-        values[start:stop] = dose
+            pairs = [[drv.to_host(a) for a in drv.fluence_dose(points, depths, *args, fluence[j], fl0, box, wmax[j],
+                                                               reach, outside)] for j in range(n_maps)]
+            dose, bound = np.stack([d for d, _ in pairs]), np.stack([b for _, b in pairs])
+        for j in range(n_maps):
+            loose = np.flatnonzero(bound[j] > BOUND_REL * dose[j]) if exact else np.zeros(0, np.int64)
+            if loose.size:  # the bound is not below float32 rounding there: sum every primary cell
+                full, _ = drv.fluence_dose(np.ascontiguousarray(points[loose]), _rows(depths, loose), *args,
+                                           fluence[j], fl0, box, wmax[j], 0.0, 0.0)
+                dose[j, loose] = drv.to_host(full)
+                bound[j, loose] = 0.0
+                n_recomputed[j] += int(loose.size)
+            kept = dose[j] > 0
+            if np.any(kept):
+                worst[j] = max(worst[j], float(np.max(bound[j, kept] / dose[j, kept])))
+        values[:, start:stop] = dose
         if progress:
             progress(stop, n)
-    out = np.zeros(geo.grid.n_voxels, dtype=np.float32)
-    out[geo.voxels] = values.astype(np.float32)
-    return FinalDose(out.reshape(geo.grid.shape), exact, time.perf_counter() - t_start, geo.backend.name,
-                     geo.backend.device, int(n), geo.region, worst, n_recomputed)
+    elapsed = time.perf_counter() - t_start
+    doses = []
+    for j in range(n_maps):
+        out = np.zeros(geo.grid.n_voxels, dtype=np.float32)
+        out[geo.voxels] = values[j].astype(np.float32)
+        doses.append(FinalDose(out.reshape(geo.grid.shape), exact, elapsed, geo.backend.name, geo.backend.device,
+                               int(n), geo.region, float(worst[j]), int(n_recomputed[j]), n_maps))
+    return tuple(doses)
+
+
+def _stacked_maps(beamlets, weights_mu_list, geo: DoseGeometry):
+    """The fluence maps of every weight vector, one row each, on the control-point layout of geo; their common box
+    (the union of the maps' boxes per control point) and each map's largest weight per control point."""
+    maps = [fluence_maps(beamlets, w, geo.cpi, geo.cell_to_col) for w in weights_mu_list]
+    fluence = np.ascontiguousarray(np.stack([m[0] for m in maps]))
+    from simsbrt.kernels.device.influence import CPI_NU, CPI_NV
+
+    fl0 = maps[0][1]
+    sizes = geo.cpi[:, CPI_NU] * geo.cpi[:, CPI_NV]
+    wmax = np.array([[f[fl0[c]:fl0[c] + sizes[c]].max(initial=0.0) for c in range(len(fl0))] for f in fluence])
+    boxes = np.stack([m[2] for m in maps])                     # (maps, control points, 4)
+    filled = boxes[:, :, 0] < boxes[:, :, 1]
+    box = np.zeros_like(boxes[0])
+    for c in np.flatnonzero(filled.any(axis=0)):
+        b = boxes[filled[:, c], c]
+        box[c] = (b[:, 0].min(), b[:, 1].max(), b[:, 2].min(), b[:, 3].max())
+    return fluence, fl0, box, wmax
 
 
 def _rows(depths, index):

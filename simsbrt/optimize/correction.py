@@ -86,23 +86,26 @@ def metric_differences(final_gy, optimiser_gy, masks: dict, voxel_cc: float) -> 
 
 
 def finalise(planner, cand, protocol, reoptimise: Callable[[Any], Any], progress=None,
-             max_rounds: int = MAX_CORRECTION_ROUNDS) -> FinalPlan:
+             max_rounds: int = MAX_CORRECTION_ROUNDS, exact=None) -> FinalPlan:
     """The chosen optimiser candidate -> its plan judged on the exact dose, with the dose-correction loop.
 
     planner: plans._Planner (exact_dose, optimiser_dose, set_correction); reoptimise(warm_candidate) -> a new
-    optimiser candidate at the same goal (run while the planner holds the correction term).
+    optimiser candidate at the same goal (run while the planner holds the correction term). exact: the exact
+    final dose of cand.weights when already computed (simsbrt.dose.final.FinalDose; plans.make_plans computes
+    those of several plans in one pass), else it is computed here.
     """
     t0 = time.perf_counter()
     met_by_optimiser = set(cand.evaluation.violated_limits)
     tried = []
-    exact = planner.exact_dose(cand.weights)
+    exact = planner.exact_dose(cand.weights) if exact is None else exact
     for round_ in range(max_rounds + 1):
         final = _judged(planner, cand, exact, protocol)
         broken = tuple(n for n in final.evaluation.violated_limits if n not in met_by_optimiser)
         tried.append((len(final.evaluation.violated_limits), round_, final, exact, broken))
         if progress:
             verdict = "breaks " + "; ".join(broken) if broken else "keeps every limit the optimiser's dose met"
-            step_done(progress, f"exact final dose ({exact.n_voxels} voxels, {exact.time_s:.1f} s, "
+            shared = f", one pass for {exact.n_in_pass} plans" if exact.n_in_pass > 1 else ""
+            step_done(progress, f"exact final dose ({exact.n_voxels} voxels, {exact.time_s:.1f} s{shared}, "
                                 f"{exact.backend}): {verdict}" + (f" (correction round {round_})" if round_ else ""))
         if not broken or round_ == max_rounds:
             break

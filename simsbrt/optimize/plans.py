@@ -746,6 +746,70 @@ def _reoptimiser(planner: _Planner, goals: PlanGoals, protocol: Protocol) -> Cal
 def make_plan(inputs: PlanInputs, mode: str, settings: PlanSettings = PlanSettings(),
               progress: Callable[[str], None] | None = None) -> PlanResult:
     """Plan one mode on prepared inputs; the verdict is simsbrt.evaluate's on the final full-grid dose."""
+    return _finished(_searched(inputs, mode, settings, progress), progress)
+
+
+def make_plans(inputs: PlanInputs, modes, settings: PlanSettings = PlanSettings(),
+               progress: Callable[[str], None] | None = None,
+               announce: Callable[[str], None] | None = None) -> dict[str, PlanResult]:
+    """Several modes on the same inputs, each exactly as make_plan plans it: the searches one after the other,
+    then the exact final doses of every chosen plan in one pass over the voxels (simsbrt.dose.final.final_doses:
+    the depths, beam coordinates and Gaussian masses computed once for all), then each plan's dose-correction
+    rounds (if any) and verdict. announce(message) hears when each search and the shared pass start."""
+    modes = tuple(modes)
+    if len(set(modes)) != len(modes):
+        raise SpecError("modes", f"each mode once, got {', '.join(modes)}")
+    searched = []
+    for mode in modes:
+        if announce:
+            announce(f"planning {mode} ...")
+        searched.append(_searched(inputs, mode, settings, progress))
+    if announce and len(searched) > 1:
+        announce(f"exact final doses of the {len(searched)} plans, one pass over the voxels ...")
+    exact = _exact_doses([s.planner for s in searched], [s.candidate.weights for s in searched])
+    return {s.mode: _finished(s, progress, e) for s, e in zip(searched, exact)}
+
+
+def _exact_doses(planners, weights_list) -> tuple:
+    """The exact final doses of several weight vectors in one pass (FinalDose each); the pass's time is added to
+    every planner's final_dose_s."""
+    from simsbrt.dose.final import DoseGeometry, final_doses
+
+    first = planners[0]
+    inputs = first.inputs
+    geometry = inputs.cache.get("final_dose_geometry")
+    if geometry is None:
+        geometry = DoseGeometry.build(first.phantom, inputs.influence.beamlets, inputs.backend)
+        inputs.cache["final_dose_geometry"] = geometry
+    progress = getattr(first, "progress", None)
+    doses = final_doses(first.phantom, inputs.influence.beamlets,
+                        [np.asarray(w, dtype=np.float64) for w in weights_list], geometry=geometry,
+                        progress=lambda done, total: fraction(progress, "exact final doses, voxels", done, total))
+    for planner in planners:
+        planner.timings["final_dose_s"] = planner.timings.get("final_dose_s", 0.0) + doses[0].time_s
+    return doses
+
+
+@dataclass(frozen=True, eq=False)
+class _Searched:
+    """A plan whose search is done and whose exact final dose is not: what _finished needs."""
+
+    mode: str
+    planner: _Planner
+    protocol: Protocol
+    candidate: Candidate
+    final_goals: PlanGoals
+    boost_goal_gy: float | None
+    steps: tuple
+    binding: tuple
+    search_stop: str
+    conflicts: tuple
+    reached_rx: float
+    search_s: float
+
+
+def _searched(inputs: PlanInputs, mode: str, settings: PlanSettings, progress) -> _Searched:
+    """The search of one mode (make_plan up to its exact final dose)."""
     if mode not in MODES:
         raise SpecError("mode", f"unknown plan mode {mode!r}; choose one of {', '.join(MODES)}")
     t_start = time.perf_counter()
@@ -799,8 +863,20 @@ def make_plan(inputs: PlanInputs, mode: str, settings: PlanSettings = PlanSettin
         search_stop = _search_stop(outcome, _binding_first(binding), lo, hi, "PTV_Eval prescription")
         conflicts = ()
         final_goals = planner.goals.with_(boost_gy=None, prescription_gy=reached_rx)
+    return _Searched(mode, planner, protocol, cand, final_goals, boost_goal, tuple(steps), tuple(binding),
+                     search_stop, tuple(conflicts), float(reached_rx), time.perf_counter() - t_start)
+
+
+def _finished(searched: _Searched, progress, exact=None) -> PlanResult:
+    """A searched plan judged on its exact final dose (exact: that dose when already computed), as a PlanResult."""
+    t_start = time.perf_counter()
+    mode, planner, protocol, cand = searched.mode, searched.planner, searched.protocol, searched.candidate
+    inputs, settings = planner.inputs, planner.settings
+    boost_goal, steps, binding = searched.boost_goal_gy, searched.steps, searched.binding
+    search_stop, conflicts, reached_rx = searched.search_stop, searched.conflicts, searched.reached_rx
     # every reported dose: the exact final dose of the chosen weights, with the dose-correction loop
-    fin = finalise(planner, cand, protocol, _reoptimiser(planner, final_goals, protocol), progress)
+    fin = finalise(planner, cand, protocol, _reoptimiser(planner, searched.final_goals, protocol), progress,
+                   exact=exact)
     cand = fin.candidate
     if fin.broken:
         rounds = fin.record["correction_rounds"]
@@ -812,7 +888,9 @@ def make_plan(inputs: PlanInputs, mode: str, settings: PlanSettings = PlanSettin
     dose32 = cand.dose_gy.astype(np.float32)
     evaluation = evaluate_protocol(protocol, dose32, masks, inputs.phantom.grid.voxel_volume_cc)
     metrics = plan_metrics(dose32, masks, inputs.phantom.grid.voxel_volume_cc)
-    timings = {**inputs.timings_s, **planner.timings, "plan_s": time.perf_counter() - t_start}
+    shared_pass_s = exact.time_s if exact is not None else 0.0     # the exact dose computed before, with others
+    timings = {**inputs.timings_s, **planner.timings,
+               "plan_s": searched.search_s + time.perf_counter() - t_start + shared_pass_s}
     cord_limit = settings.cord_prv_limit_gy
     cord_limit = dict(planner.numbers.organ_limits_gy).get(CORD_PRV) if cord_limit is None else cord_limit
     log.info("plan %s: feasible=%s, %d iterations", mode, evaluation.feasible, planner.n_iterations)
