@@ -18,7 +18,7 @@ optimisation matrix (merged columns, transposed copy), the final dose's radiolog
 kernels' compilation (one short optimisation and one exact dose). The truncated matrix is built inside
 the first fast plan (truncation_s). Cached cold optimisations are cleared between configurations.
 
-    python benchmarks/optimiser_speed.py [--spacing-mm 2.0] [--modes uniform,sib,uniform_escalated]
+    python benchmarks/optimiser_speed.py [--spacing-mm 2.0] [--modes uniform,sib,uniform_escalated] [--levers truncation]
     python benchmarks/optimiser_speed.py --evaluations-only   # one objective evaluation, full vs truncated matrix
 
 --evaluations-only times one objective evaluation (D x, the penalties, D^T g: one solver iteration's work)
@@ -53,11 +53,25 @@ def _cpu_s() -> float:
 
 
 
+LEVERS = ("truncation", "interpolate", "escalation_search")
+
+
 def configurations(args) -> dict:
+    """reference = the PlanSettings defaults (five inner search steps); fast = the reference with the chosen levers."""
     reference = PlanSettings(n_bisections=5)
-    fast = replace(reference, search_method="interpolate", search_tolerance_gy=args.tolerance_gy,
-                   truncation_frac=args.frac, truncation_organ_frac=args.organ_frac, truncation_rounds=args.rounds,
-                   escalation_step_options="search")
+    levers = {
+        "truncation": dict(truncation_frac=args.frac, truncation_organ_frac=args.organ_frac,
+                           truncation_rounds=args.rounds),
+        "interpolate": dict(search_method="interpolate", search_tolerance_gy=args.tolerance_gy),
+        "escalation_search": dict(escalation_step_options="search"),
+    }
+    chosen = [name for name in args.levers.split(",") if name]
+    unknown = sorted(set(chosen) - set(levers))
+    if unknown:
+        raise SystemExit(f"--levers: unknown {', '.join(unknown)}; choose from {', '.join(LEVERS)}")
+    fast = reference
+    for name in chosen:
+        fast = replace(fast, **levers[name])
     return {"reference": reference, "fast": fast}
 
 
@@ -126,6 +140,8 @@ def main() -> int:
     ap.add_argument("--organ-frac", type=float, default=0.001, help="fast: the same in the cord PRV / thecal sac rows")
     ap.add_argument("--rounds", type=int, default=3, help="fast: correction rounds per optimisation")
     ap.add_argument("--tolerance-gy", type=float, default=0.3, help="fast: stop the search at this bracket width")
+    ap.add_argument("--levers", default=",".join(LEVERS), help="fast: the levers on (comma-separated, of "
+                                                                 + ", ".join(LEVERS) + ")")
     ap.add_argument("--evaluations-only", action="store_true", help="time one objective evaluation, full vs "
                                                                      "truncated matrix; no plans")
     ap.add_argument("--repeats", type=int, default=10, help="--evaluations-only: timed evaluations per matrix")

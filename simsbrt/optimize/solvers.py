@@ -53,11 +53,16 @@ class SolverResult:
     message: str
     solver: str
     history: tuple = field(default=(), repr=False)
+    memory: tuple = field(default=((), ()), repr=False)   # projected_lbfgs: its last (s, y) curvature pairs
 
 
 def projected_lbfgs(fun: Callable, x0, xp=np, options: SolverOptions = SolverOptions(),
-                    host_scalar: Callable = float) -> SolverResult:
+                    host_scalar: Callable = float, memory: tuple = ((), ())) -> SolverResult:
     """Minimise fun(x) -> (value, gradient) subject to x >= 0; x0 is projected first.
+
+    memory: (s, y) curvature pairs to start from (SolverResult.memory of an earlier run on an objective with
+    the same Hessian, e.g. the same dose penalties with a dose shift held fixed: simsbrt.optimize.truncation);
+    the default starts without curvature information.
 
     host_scalar reads a device scalar on the host (one synchronisation on a GPU); per iteration the
     solver reads four (projected-gradient test, slope, curvature test, relative decrease) plus one
@@ -67,8 +72,8 @@ def projected_lbfgs(fun: Callable, x0, xp=np, options: SolverOptions = SolverOpt
     x = xp.maximum(xp.asarray(x0, dtype=xp.float64), 0.0)
     f, g = fun(x)
     n_eval = 1
-    s_hist: deque = deque(maxlen=options.memory)
-    y_hist: deque = deque(maxlen=options.memory)
+    s_hist: deque = deque(memory[0], maxlen=options.memory)
+    y_hist: deque = deque(memory[1], maxlen=options.memory)
     history = [f]
     message, converged = "maximum iterations reached", False
     it = 0
@@ -112,7 +117,8 @@ def projected_lbfgs(fun: Callable, x0, xp=np, options: SolverOptions = SolverOpt
         if decrease <= options.ftol * max(abs(f), 1e-300):
             message, converged = "relative decrease below ftol", True
             break
-    return SolverResult(x, float(f), it, n_eval, converged, message, "projected_lbfgs", tuple(history))
+    return SolverResult(x, float(f), it, n_eval, converged, message, "projected_lbfgs", tuple(history),
+                        (tuple(s_hist), tuple(y_hist)))
 
 
 def _two_loop_direction(g, free, s_hist, y_hist, xp, dot):
@@ -166,10 +172,11 @@ def scipy_lbfgsb(fun: Callable, x0, options: SolverOptions = SolverOptions()) ->
 
 
 def minimize_nonnegative(fun: Callable, x0, solver: str = "projected_lbfgs", xp=np,
-                         options: SolverOptions = SolverOptions(), host_scalar: Callable = float) -> SolverResult:
-    """Dispatch to a solver by name; scipy's L-BFGS-B is CPU-only."""
+                         options: SolverOptions = SolverOptions(), host_scalar: Callable = float,
+                         memory: tuple = ((), ())) -> SolverResult:
+    """Dispatch to a solver by name; scipy's L-BFGS-B is CPU-only (and starts without memory)."""
     if solver == "projected_lbfgs":
-        return projected_lbfgs(fun, x0, xp, options, host_scalar)
+        return projected_lbfgs(fun, x0, xp, options, host_scalar, memory)
     if solver == "scipy_lbfgsb":
         if xp is not np:
             raise SpecError("solver", "scipy_lbfgsb runs on the CPU only; use projected_lbfgs on a GPU")

@@ -24,6 +24,11 @@ The dose the optimiser saw at the returned weights x_K differs from D x_K by
 stop_gy on every row. The gradient is D_t^T's (the tails' share of it is left out); the objective's
 dose level is exact to the bound above.
 
+Cost: the rounds share one iteration budget, the solver's max_iter (round_budgets: each later round
+LATER_ROUND_ITER_FRAC of it, the first the rest), and each round starts from the previous round's
+L-BFGS curvature pairs (SolverResult.memory) instead of from steepest descent, so the rounds cost
+what one optimisation of the same budget costs, on the cheaper matrix.
+
 Which dose decides: never the truncated one. The candidate of each search step is normalised and
 judged on the full optimisation-matrix dose D w of its weights over the whole influence matrix
 (simsbrt.optimize.plans.full_dose_grid), exactly as without truncation; the final plan on its exact
@@ -44,7 +49,7 @@ from simsbrt.optimize.device import target_of
 from simsbrt.optimize.solvers import SolverOptions, minimize_nonnegative
 
 STOP_GY = 0.02          # outer rounds stop when the correction term moves less than this on every row (Gy)
-LATER_ROUND_ITER_FRAC = 0.25   # later rounds start near the optimum: a quarter of the iteration budget
+LATER_ROUND_ITER_FRAC = 0.15   # each later round's share of the iteration budget (the first round gets the rest)
 
 
 @dataclass(frozen=True, eq=False)
@@ -115,6 +120,14 @@ def correction_error_bound(problem, truncated: TruncatedMatrix, step) -> np.ndar
     return row_frac * (pattern @ (peak * np.abs(np.asarray(step, dtype=np.float64))))
 
 
+def round_budgets(max_iter: int, rounds: int) -> list[int]:
+    """Iterations per outer round: the rounds share the solver's max_iter (the same iteration budget as one
+    optimisation on the full matrix); each later round LATER_ROUND_ITER_FRAC of it, the first the rest."""
+    later = max(1, int(max_iter * LATER_ROUND_ITER_FRAC)) if rounds > 1 else 0
+    first = max(1, int(max_iter) - later * (rounds - 1))
+    return [first] + [later] * (rounds - 1)
+
+
 def optimise_truncated(problem, truncated: TruncatedMatrix, goals, weights0=None, solver: str = "projected_lbfgs",
                        options: SolverOptions = SolverOptions(), rounds: int = 3, stop_gy: float = STOP_GY,
                        on_round: Callable | None = None):
@@ -133,15 +146,20 @@ def optimise_truncated(problem, truncated: TruncatedMatrix, goals, weights0=None
     result = None
     if on_round is not None:
         on_round(0, x)
+    budgets = round_budgets(options.max_iter, int(rounds))
+    memory = ((), ())
     for k in range(int(rounds)):
         new = problem.operator @ x - truncated.operator @ x
         if correction is not None and kernels.host_scalar(xp.max(xp.abs(new - correction))) < stop_gy:
             break
         correction = new
         objective = replace(base, influence=CorrectedOperator(truncated.operator, correction))
-        opts = options if k == 0 else replace(options, max_iter=max(int(options.max_iter * LATER_ROUND_ITER_FRAC), 1))
-        result = minimize_nonnegative(objective.value_and_gradient, x, solver, xp, opts,
-                                      host_scalar=kernels.host_scalar)
+        # c only shifts the dose: the Hessian D_t^T H D_t changes only where a squared penalty switches on or off
+        # (H is piecewise constant), so the curvature pairs of the last round stay good ones
+        result = minimize_nonnegative(objective.value_and_gradient, x, solver, xp,
+                                      replace(options, max_iter=budgets[k]), host_scalar=kernels.host_scalar,
+                                      memory=memory if solver == "projected_lbfgs" else ((), ()))
+        memory = result.memory
         x = result.x
         if on_round is not None:
             on_round(k + 1, x)
