@@ -3,11 +3,17 @@
 For t10_body (default: 2 mm grid, two full arcs at 4 degrees, 2.5 mm beamlets) it builds the influence
 matrix once, then plans the three modes (as ``simsbrt compare`` does) with each optimiser configuration:
 
-* reference: bisection search (5 bisections), the full optimisation matrix;
-* fast:      interpolating search (simsbrt.optimize.search) stopping at a bracket of --tolerance-gy,
-             the optimisation matrix truncated below --frac of each column's peak (--organ-frac in the
-             cord PRV / thecal sac rows) with the iterated correction term (simsbrt.optimize.truncation),
-             the escalation search's warm-started steps at the search solver options plus a final polish.
+* reference: every lever off: bisection search (5 bisections), the full optimisation matrix, every
+             escalation step at full solver options;
+* fast:      the reference with the levers of --levers on (default: all three):
+             truncation: the optimisation matrix truncated below --frac of each column's peak (--organ-frac
+               in the cord PRV / thecal sac rows) with the iterated correction term
+               (simsbrt.optimize.truncation);
+             interpolate: the interpolating search (simsbrt.optimize.search) stopping at a bracket of
+               --tolerance-gy;
+             escalation_search: the escalation search's warm-started steps at the search solver options plus
+               a final polish.
+The PlanSettings defaults are the reference with truncation and escalation_search on.
 
 Per configuration and plan: the plan's wall time and CPU time, the search alone (from the plan's start to the last
 search step's verdict), optimisation time, iterations, search steps, the optimiser's non-zeros, the exact
@@ -57,8 +63,11 @@ LEVERS = ("truncation", "interpolate", "escalation_search")
 
 
 def configurations(args) -> dict:
-    """reference = the PlanSettings defaults (five inner search steps); fast = the reference with the chosen levers."""
-    reference = PlanSettings(n_bisections=5)
+    """reference = every lever off (the full optimisation matrix, bisection, every escalation step at full
+    options; five inner search steps); fast = the reference with the chosen levers on. The PlanSettings defaults
+    are the reference with truncation and escalation_search on."""
+    reference = PlanSettings(n_bisections=5, search_method="bisection", search_tolerance_gy=0.0,
+                             truncation_frac=0.0, truncation_organ_frac=0.0, escalation_step_options="full")
     levers = {
         "truncation": dict(truncation_frac=args.frac, truncation_organ_frac=args.organ_frac,
                            truncation_rounds=args.rounds),
