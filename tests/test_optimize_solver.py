@@ -162,3 +162,26 @@ def test_optimiser_modules_import_no_gpu_library():
             "bad = [m for m in ('cupy', 'cupyx', 'numba.cuda') if m in sys.modules]; print(bad); sys.exit(bool(bad))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_curvature_memory_carries_over_between_runs():
+    """A run continued with the previous run's (s, y) pairs gets further in the same iterations than one restarted
+    from steepest descent (the truncated optimisation's correction rounds continue this way), and an empty
+    memory is the plain solver."""
+    problem, w0 = _penalty_problem(seed=7)
+    first = projected_lbfgs(problem.value_and_gradient, w0, np, SolverOptions(max_iter=15, ftol=0.0, pgtol=0.0))
+    assert len(first.memory[0]) == len(first.memory[1]) > 0
+    more = SolverOptions(max_iter=10, ftol=0.0, pgtol=0.0)
+    restarted = projected_lbfgs(problem.value_and_gradient, first.x, np, more)
+    continued = projected_lbfgs(problem.value_and_gradient, first.x, np, more, memory=first.memory)
+    assert continued.value < restarted.value < first.value
+    plain = projected_lbfgs(problem.value_and_gradient, w0, np, more, memory=((), ()))
+    assert plain.value == projected_lbfgs(problem.value_and_gradient, w0, np, more).value
+
+
+def test_truncation_rounds_share_one_iteration_budget():
+    from simsbrt.optimize.truncation import round_budgets
+
+    assert round_budgets(200, 3) == [140, 30, 30]
+    assert round_budgets(120, 1) == [120]
+    assert all(sum(round_budgets(n, r)) <= max(n, r) for n in (1, 5, 80, 200) for r in (1, 2, 3, 5))
