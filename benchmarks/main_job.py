@@ -103,7 +103,8 @@ def main(argv=None) -> int:
     walls = [float(r["wall_s"]) for r in rows if r["rc"] == 0]
     if walls:
         print(f"median wall {statistics.median(walls):.1f} s over {len(walls)} run(s) (min {min(walls):.1f}, "
-              f"max {max(walls):.1f}); final dose per plan (s) in the last run: "
+              f"max {max(walls):.1f}); exact final dose per plan (s) in the last run (one pass over the voxels "
+              f"shared by the plans, plus any correction round of its own): "
               + ", ".join(f"{m} {fmt(last.get(f'{m}_final_dose_s'), 1)}" for m in PLANS))
     print(f"load average at end {os.getloadavg()[0]:.2f}")
     if args.print_stages and last is not None:
