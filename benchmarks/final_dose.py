@@ -10,7 +10,8 @@ one influence matrix, as ``simsbrt compare`` does, and prints
    final weights (the exact dose and the optimisation matrix's D w);
 3. the exact final dose alone, timed on the chosen SIB weights, before / after in one run: the depth trace on
    its own (per voxel, before; by grid columns, after), then the dose with the per-voxel kernel (before) and the column kernel (after), median of the
-   repeats; a comparison's first plan pays trace + dose, each later plan (and correction round) the dose.
+   repeats; a comparison's first plan pays trace + dose, each later plan (and correction round) the dose; and
+   the doses of three weight vectors in one pass (final_doses, as compare runs its three plans).
 
     python benchmarks/final_dose.py [--spacing-mm 2.0] [--backend cpu] [--search-steps 5] [--repeats 2]
     python benchmarks/final_dose.py --dose-only      # table 3 alone, on random (exponential) weights, no plans
@@ -94,7 +95,7 @@ def time_final_dose(phantom, beamlets, weights, args, what: str) -> None:
     dose of the traced depths with the per-voxel kernel (before) and the column kernel (after); a comparison's
     first plan pays the trace and one dose, every later plan (and correction round) one dose."""
     from simsbrt.dose.engine import _drivers
-    from simsbrt.dose.final import DoseGeometry, final_dose, fluence_maps
+    from simsbrt.dose.final import DoseGeometry, final_dose, final_doses, fluence_maps
 
     geometry = DoseGeometry.build(phantom, beamlets, args.backend)
     n = len(geometry.voxels)
@@ -128,6 +129,18 @@ def time_final_dose(phantom, beamlets, weights, args, what: str) -> None:
                      "dose_s": f"{median_s:.1f}", "runs_s": "/".join(f"{x:.1f}" for x in times),
                      "first_plan_s": f"{trace + median_s:.1f}", "later_plan_s": f"{median_s:.1f}",
                      "three_plans_s": f"{trace + 3 * median_s:.1f}"})
+    # after: three plans' doses in one pass (final_doses; the weights above and two more of the same kind)
+    others = [np.random.default_rng(seed).permutation(np.asarray(weights, dtype=np.float64)) for seed in (1, 2)]
+    passes = []
+    for _ in range(args.repeats):
+        t0 = time.perf_counter()
+        batch = final_doses(phantom, beamlets, [weights, *others], geometry=geometry)
+        passes.append(time.perf_counter() - t0)
+    pass_s = statistics.median(passes)
+    rows.append({"kernel": "column, 3 plans in one pass (after)", "dose_s": f"{pass_s:.1f}",
+                 "runs_s": "/".join(f"{x:.1f}" for x in passes), "first_plan_s": "-", "later_plan_s": "-",
+                 "three_plans_s": f"{new_s + pass_s:.1f}"})
+    same_in_pass = np.array_equal(batch[0].dose_gy, results["column"].dose_gy)
     box = fluence_maps(beamlets, weights, geometry.cpi, geometry.cell_to_col)[2]
     distinct = int(((box[:, 1] > box[:, 0])).sum())
     print(f"\n## 3. exact final dose alone ({what}; median of the runs listed)")
@@ -141,7 +154,9 @@ def time_final_dose(phantom, beamlets, weights, args, what: str) -> None:
           f"({len(geometry.cpi)} in all), backend {column.backend}, truncation bound {column.bound_rel_max:.2g} of the "
           f"dose (limit 2^-26 = 1.5e-08), {column.n_recomputed} voxels recomputed; "
           f"max |column - pair| / max dose = {diff:.1g}; speed-up: depth trace {old_s / new_s:.2f}x, dose "
-          f"{statistics.median(runs['pair']) / statistics.median(runs['column']):.2f}x")
+          f"{statistics.median(runs['pair']) / statistics.median(runs['column']):.2f}x; three plans "
+          f"{new_s + 3 * statistics.median(runs['column']):.1f} s one by one vs {new_s + pass_s:.1f} s in one pass, "
+          f"the pass's first dose {'bit-identical to' if same_in_pass else 'DIFFERENT from'} its own column dose")
     print(f"# peak RSS {peak_rss_mib():.0f} MiB; load average at end {load_average()}")
 
 
