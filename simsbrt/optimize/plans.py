@@ -372,18 +372,7 @@ class _Planner:
 
     def exact_dose(self, weights):
         """The exact final dose of the weights (simsbrt.dose.final.FinalDose)."""
-        from simsbrt.dose.final import DoseGeometry, final_dose
-
-        beamlets = self.inputs.influence.beamlets
-        geometry = self.inputs.cache.get("final_dose_geometry")
-        if geometry is None:
-            geometry = DoseGeometry.build(self.phantom, beamlets, self.inputs.backend)
-            self.inputs.cache["final_dose_geometry"] = geometry
-        progress = getattr(self, "progress", None)
-        fd = final_dose(self.phantom, beamlets, np.asarray(weights, dtype=np.float64), geometry=geometry,
-                        progress=lambda done, total: fraction(progress, "exact final dose, voxels", done, total))
-        self.timings["final_dose_s"] = self.timings.get("final_dose_s", 0.0) + fd.time_s
-        return fd
+        return _exact_doses([self], [weights])[0]
 
     def candidate(self, goals: PlanGoals, protocol: Protocol, warm: Candidate | None, ignore: Callable,
                   options: SolverOptions | None = None, extra_objectives: tuple = ()) -> Candidate:
@@ -784,9 +773,10 @@ def _exact_doses(planners, weights_list) -> tuple:
         geometry = DoseGeometry.build(first.phantom, inputs.influence.beamlets, inputs.backend)
         inputs.cache["final_dose_geometry"] = geometry
     progress = getattr(first, "progress", None)
+    label = "exact final dose, voxels" if len(weights_list) == 1 else "exact final doses, voxels"
     doses = final_doses(first.phantom, inputs.influence.beamlets,
                         [np.asarray(w, dtype=np.float64) for w in weights_list], geometry=geometry,
-                        progress=lambda done, total: fraction(progress, "exact final doses, voxels", done, total))
+                        progress=lambda done, total: fraction(progress, label, done, total))
     for planner in planners:
         planner.timings["final_dose_s"] = planner.timings.get("final_dose_s", 0.0) + doses[0].time_s
     return doses
