@@ -55,14 +55,16 @@ def run_comparison(inputs, settings, out_dir, progress=None, modes=PLAN_ORDER) -
     masks, voxel_cc = phantom.structures, phantom.grid.voxel_volume_cc
     trial = protocol_for("sib", settings)   # Table 1 with the same organ limits
     per_plan, files = {}, {}
-    results = make_plans(inputs, modes, settings, progress, announce=say)
-    for mode, result in results.items():
+
+    def write(mode, result):   # each plan's file as soon as it is judged (also when a later plan's search fails)
         files[mode] = out / f"{mode}.h5"
         write_plan(files[mode], result, inputs, settings)
         per_plan[mode] = compare.plan_metrics_for(result.dose_gy, masks, voxel_cc, result.evaluation, trial,
                                                   trial.n_fractions)
         say(f"{mode}: {'feasible' if result.feasible else 'NOT feasible'} in {result.timings_s['plan_s']:.1f} s "
             f"(its search, the shared exact-dose pass and its verdict); wrote {files[mode].name}")
+
+    results = make_plans(inputs, modes, settings, progress, announce=say, on_result=write)
     table = compare.build_table(per_plan, trial.n_fractions)
     files["csv"] = out / FILES["csv"]
     record = protocol_record(settings)

@@ -191,8 +191,10 @@ def test_cli_plans_once_on_one_influence_matrix_and_replaces_files(run, inputs, 
         calls["prepare"] += 1
         return inputs
 
-    def fake_make(plan_inputs, modes, settings=None, progress=None, announce=None):
+    def fake_make(plan_inputs, modes, settings=None, progress=None, announce=None, on_result=None):
         calls["make"].append((plan_inputs, tuple(modes)))
+        for mode in modes:
+            on_result(mode, run.results[mode])
         return {mode: run.results[mode] for mode in modes}
 
     monkeypatch.setattr(plans_module, "prepare_plan_inputs", fake_prepare)

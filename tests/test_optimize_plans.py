@@ -161,3 +161,22 @@ def test_plans_sharing_one_exact_dose_pass_equal_plans_made_one_by_one(inputs, p
         assert result.metrics == alone.metrics
     with pytest.raises(SpecError, match="modes"):
         make_plans(inputs, ("sib", "sib"), settings)
+
+
+def test_plans_searched_before_a_failing_search_are_still_finished(inputs, monkeypatch):
+    """No finished search is lost: when a later mode's search raises, the plans searched before it are judged
+    on their exact dose and handed to on_result before the error goes on."""
+    import simsbrt.optimize.plans as plans_module
+
+    real = plans_module._searched
+
+    def failing(plan_inputs, mode, settings, progress):
+        if mode == "sib":
+            raise RuntimeError("search failed")
+        return real(plan_inputs, mode, settings, progress)
+
+    monkeypatch.setattr(plans_module, "_searched", failing)
+    handed = {}
+    with pytest.raises(RuntimeError, match="search failed"):
+        plans_module.make_plans(inputs, ("uniform", "sib"), PlanSettings(), on_result=handed.__setitem__)
+    assert list(handed) == ["uniform"] and handed["uniform"].final_dose["exact"] is True

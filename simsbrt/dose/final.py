@@ -29,6 +29,10 @@ dose is reported, and is set to zero. region "grid" computes every voxel of the 
 
 The result is float32 (the precision of PLAN.h5 /dose); the accumulation is float64.
 
+Several plans on the same phantom and beamlets (the three of ``simsbrt compare``): final_doses computes their
+doses in one pass over the voxels; the geometry, depths and Gaussian masses are shared, each dose is summed
+in its own order and checked against its own bound (final_doses' docstring).
+
 On the CPU both passes go by grid columns (voxels of the same x, y): the depth trace walks the x / y plane
 crossings once per column and source (bit for bit trace_ray's depths, kernels/device/raytrace.py), and the
 dose kernel computes the u-side scatter once per column and control point (kernels/device/fluence.py; the same

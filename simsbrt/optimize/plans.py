@@ -742,23 +742,42 @@ def make_plan(inputs: PlanInputs, mode: str, settings: PlanSettings = PlanSettin
 
 def make_plans(inputs: PlanInputs, modes, settings: PlanSettings = PlanSettings(),
                progress: Callable[[str], None] | None = None,
-               announce: Callable[[str], None] | None = None) -> dict[str, PlanResult]:
+               announce: Callable[[str], None] | None = None,
+               on_result: Callable[[str, PlanResult], None] | None = None) -> dict[str, PlanResult]:
     """Several modes on the same inputs, each exactly as make_plan plans it: the searches one after the other,
     then the exact final doses of every chosen plan in one pass over the voxels (simsbrt.dose.final.final_doses:
     the depths, beam coordinates and Gaussian masses computed once for all), then each plan's dose-correction
-    rounds (if any) and verdict. announce(message) hears when each search and the shared pass start."""
+    rounds (if any) and verdict. announce(message) hears when each search and the shared pass start;
+    on_result(mode, result) gets each plan as soon as it is judged (e.g. to write it). If a later search raises,
+    the plans already searched are still finished and handed to on_result before the error goes on, so no
+    finished search is lost."""
     modes = tuple(modes)
     if len(set(modes)) != len(modes):
         raise SpecError("modes", f"each mode once, got {', '.join(modes)}")
     searched = []
-    for mode in modes:
-        if announce:
-            announce(f"planning {mode} ...")
-        searched.append(_searched(inputs, mode, settings, progress))
+    try:
+        for mode in modes:
+            if announce:
+                announce(f"planning {mode} ...")
+            searched.append(_searched(inputs, mode, settings, progress))
+    except Exception:
+        if searched and on_result is not None:
+            _finish_all(searched, progress, announce, on_result)
+        raise
+    return _finish_all(searched, progress, announce, on_result)
+
+
+def _finish_all(searched, progress, announce, on_result) -> dict[str, PlanResult]:
+    """The exact final doses of the searched plans in one pass, then each plan judged (and handed to on_result)."""
     if announce and len(searched) > 1:
         announce(f"exact final doses of the {len(searched)} plans, one pass over the voxels ...")
     exact = _exact_doses([s.planner for s in searched], [s.candidate.weights for s in searched])
-    return {s.mode: _finished(s, progress, e) for s, e in zip(searched, exact)}
+    results = {}
+    for s, e in zip(searched, exact):
+        results[s.mode] = _finished(s, progress, e)
+        if on_result is not None:
+            on_result(s.mode, results[s.mode])
+    return results
 
 
 def _exact_doses(planners, weights_list) -> tuple:
