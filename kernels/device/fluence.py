@@ -122,15 +122,22 @@ def primary_window_dose(u, v, scale, a0, s0, cp, cpi, pitch, fluence, fl0, box, 
         while lt < lb:
             nl = min(TILE, lb - lt)
             component_masses(fy, 0, ev0, lt, nl, pitch, v, s0, 1.0)
-            for qk in range(nk):
-                row = base + (kt + qk) * nv + lt
-                t0 = 0.0
-                for ql in range(nl):
-                    t0 += fluence[row + ql] * fy[ql]
-                primary += fx[qk] * t0
+            primary = primary_tile(fluence, base + kt * nv + lt, nv, nk, nl, fx, fy, primary)
             lt += nl
         kt += nk
     return primary, bound
+
+
+def primary_tile(fluence, row0, nv, nk, nl, fx, fy, total):
+    """total + sum_qk fx[qk] sum_ql W[row0 + qk nv + ql] fy[ql]: one tile of the primary sum (masses in fx, fy),
+    added to total in a fixed order (primary_window_dose and primary_window_maps sum the same way)."""
+    for qk in range(nk):
+        row = row0 + qk * nv
+        t0 = 0.0
+        for ql in range(nl):
+            t0 += fluence[row + ql] * fy[ql]
+        total += fx[qk] * t0
+    return total
 
 
 def primary_window_maps(u, v, a0, s0, cp, cpi, pitch, fluence, fl0, box, reach_nsigma, fx, fy, acc):
@@ -153,15 +160,7 @@ def primary_window_maps(u, v, a0, s0, cp, cpi, pitch, fluence, fl0, box, reach_n
             nl = min(TILE, lb - lt)
             component_masses(fy, 0, ev0, lt, nl, pitch, v, s0, 1.0)
             for j in range(fluence.shape[0]):
-                w = fluence[j]
-                total = acc[j]
-                for qk in range(nk):
-                    row = base + (kt + qk) * nv + lt
-                    t0 = 0.0
-                    for ql in range(nl):
-                        t0 += w[row + ql] * fy[ql]
-                    total += fx[qk] * t0
-                acc[j] = total
+                acc[j] = primary_tile(fluence[j], base + kt * nv + lt, nv, nk, nl, fx, fy, acc[j])
             lt += nl
         kt += nk
     return cut
