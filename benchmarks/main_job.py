@@ -60,9 +60,28 @@ def run_once(phantom: str, extra: list[str]) -> dict:
                 row[f"{mode}_prv"] = (p.get("metrics", {}).get("SpinalCord_PRV02", {}) or {}).get("D0.03cc")
                 row[f"{mode}_plan_s"] = p.get("timing_s", {}).get("plan_s")
                 row[f"{mode}_final_dose_s"] = p.get("timing_s", {}).get("final_dose_s")
+            row["breakdown"] = time_breakdown(plans)
         return row
     finally:
         shutil.rmtree(out, ignore_errors=True)
+
+
+def time_breakdown(plans: dict) -> str:
+    """Where a run's time went, from its comparison.json: the stages built once (in the first plan's timings)
+    and each plan's optimisation time, L-BFGS iterations and search steps."""
+    t = {}
+    for p in plans.values():
+        for key, value in p.get("timing_s", {}).items():
+            t[key] = max(t.get(key, 0.0), value)
+    once = [("influence matrix", "dose_s"), ("optimisation matrix", "problem_s"), ("truncated copy", "truncation_s"),
+            ("exact final-dose pass", "final_dose_s")]
+    parts = [f"{label} {t[key]:.1f} s" for label, key in once if key in t]
+    for mode in PLANS:
+        p = plans.get(mode)
+        if p:
+            parts.append(f"{mode}: optimise {p['timing_s'].get('optimise_s', 0.0):.1f} s, {p.get('n_iterations')} "
+                         f"iterations, {len(p.get('search', []))} search steps")
+    return "; ".join(parts)
 
 
 def fmt(value, digits=2) -> str:
@@ -106,6 +125,8 @@ def main(argv=None) -> int:
               f"max {max(walls):.1f}); exact final dose per plan (s) in the last run (one pass over the voxels "
               f"shared by the plans, plus any correction round of its own): "
               + ", ".join(f"{m} {fmt(last.get(f'{m}_final_dose_s'), 1)}" for m in PLANS))
+    if last is not None and last.get("breakdown"):
+        print(f"last run: {last['breakdown']}")
     print(f"load average at end {os.getloadavg()[0]:.2f}")
     if args.print_stages and last is not None:
         print("--- stage lines of the last run (stderr)")

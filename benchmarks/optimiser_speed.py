@@ -12,7 +12,9 @@ matrix once, then plans the three modes (as ``simsbrt compare`` does) with each 
              interpolate: the interpolating search (simsbrt.optimize.search) stopping at a bracket of
                --tolerance-gy;
              escalation_search: the escalation search's warm-started steps at the search solver options plus
-               a final polish.
+               a final polish;
+             search_iter: the search steps capped at --search-iter iterations (the final polish unchanged);
+             ring_sampling: the normal-tissue ring's rows on a checkerboard (half of them; built in the first plan).
 The PlanSettings defaults are the reference with truncation and escalation_search on.
 
 Per configuration and plan: the plan's wall time and CPU time, the search alone (from the plan's start to the last
@@ -25,6 +27,8 @@ kernels' compilation (one short optimisation and one exact dose). The truncated 
 the first fast plan (truncation_s). Cached cold optimisations are cleared between configurations.
 
     python benchmarks/optimiser_speed.py [--spacing-mm 2.0] [--modes uniform,sib,uniform_escalated] [--levers truncation]
+    python benchmarks/optimiser_speed.py --reference defaults --levers interpolate   # one lever on today's defaults
+    python benchmarks/optimiser_speed.py --reference defaults --levers search_iter --search-iter 80
     python benchmarks/optimiser_speed.py --evaluations-only   # one objective evaluation, full vs truncated matrix
 
 --evaluations-only times one objective evaluation (D x, the penalties, D^T g: one solver iteration's work)
@@ -59,20 +63,26 @@ def _cpu_s() -> float:
 
 
 
-LEVERS = ("truncation", "interpolate", "escalation_search")
+LEVERS = ("truncation", "interpolate", "escalation_search", "search_iter", "ring_sampling")
 
 
 def configurations(args) -> dict:
     """reference = every lever off (the full optimisation matrix, bisection, every escalation step at full
-    options; five inner search steps); fast = the reference with the chosen levers on. The PlanSettings defaults
+    options; five inner search steps), or with --reference defaults the PlanSettings defaults; fast = the
+    reference with the chosen levers on. The PlanSettings defaults
     are the reference with truncation and escalation_search on."""
     reference = PlanSettings(n_bisections=5, search_method="bisection", search_tolerance_gy=0.0,
                              truncation_frac=0.0, truncation_organ_frac=0.0, escalation_step_options="full")
+    if args.reference == "defaults":
+        reference = PlanSettings()
     levers = {
         "truncation": dict(truncation_frac=args.frac, truncation_organ_frac=args.organ_frac,
                            truncation_rounds=args.rounds),
         "interpolate": dict(search_method="interpolate", search_tolerance_gy=args.tolerance_gy),
         "escalation_search": dict(escalation_step_options="search"),
+        "search_iter": dict(search_solver_options=replace(PlanSettings().search_solver_options,
+                                                          max_iter=args.search_iter)),
+        "ring_sampling": dict(ring_sampling=2),
     }
     chosen = [name for name in args.levers.split(",") if name]
     unknown = sorted(set(chosen) - set(levers))
@@ -148,9 +158,12 @@ def main() -> int:
     ap.add_argument("--frac", type=float, default=0.05, help="fast: truncation below this fraction of a column's peak")
     ap.add_argument("--organ-frac", type=float, default=0.001, help="fast: the same in the cord PRV / thecal sac rows")
     ap.add_argument("--rounds", type=int, default=3, help="fast: correction rounds per optimisation")
+    ap.add_argument("--search-iter", type=int, default=80, help="search_iter: the search steps' iteration cap")
     ap.add_argument("--tolerance-gy", type=float, default=0.3, help="fast: stop the search at this bracket width")
     ap.add_argument("--levers", default=",".join(LEVERS), help="fast: the levers on (comma-separated, of "
                                                                  + ", ".join(LEVERS) + ")")
+    ap.add_argument("--reference", choices=("off", "defaults"), default="off",
+                    help="reference: every lever off, or today's PlanSettings defaults")
     ap.add_argument("--evaluations-only", action="store_true", help="time one objective evaluation, full vs "
                                                                      "truncated matrix; no plans")
     ap.add_argument("--repeats", type=int, default=10, help="--evaluations-only: timed evaluations per matrix")
@@ -181,7 +194,8 @@ def main() -> int:
         print(f"# {name}: search {s.search_method}, {s.n_bisections} inner steps at most, tolerance "
               f"{s.search_tolerance_gy:g} Gy; truncation_frac {s.truncation_frac:g} (organ rows "
               f"{s.truncation_organ_frac:g}), {s.truncation_rounds} rounds; escalation steps at "
-              f"{s.escalation_step_options} options")
+              f"{s.escalation_step_options} options; search steps at most {s.search_solver_options.max_iter} "
+              f"iterations (ftol {s.search_solver_options.ftol:g}); ring sampling {s.ring_sampling}")
     rows = []
     for name, settings in configs.items():
         for key in [k for k in inputs.cache if isinstance(k, tuple) and k[0] == "cold optimisation"]:

@@ -169,6 +169,74 @@ def expand_copies(cpi, counts, offsets, cols, vals):
     return indptr, out_cols, out_vals
 
 
+# ------------------------------------------------------------------ truncation (host work, any target's matrix)
+@njit(parallel=True, cache=True)
+def _column_peaks_kernel(indptr, indices, data, peaks):
+    n = indptr.shape[0] - 1
+    n_blocks = peaks.shape[0]
+    for b in prange(n_blocks):
+        for i in range(b * n // n_blocks, (b + 1) * n // n_blocks):
+            for e in range(indptr[i], indptr[i + 1]):
+                c = indices[e]
+                if data[e] > peaks[b, c]:
+                    peaks[b, c] = data[e]
+
+
+def column_peaks(indptr, indices, data, n_cols: int) -> np.ndarray:
+    """max_i A[i, j] per column (float64; 0 for an empty column): per-block maxima, then their maximum."""
+    peaks = np.full((transpose_blocks(indptr.shape[0] - 1), n_cols), -np.inf)
+    _column_peaks_kernel(indptr, indices, data, peaks)
+    peak = peaks.max(axis=0) if peaks.shape[0] else np.zeros(n_cols)
+    peak[~np.isfinite(peak)] = 0.0
+    return peak
+
+
+@njit(parallel=True, cache=True)
+def _kept_mask_kernel(indptr, indices, data, row_frac, peak, single, keep, counts):
+    for i in prange(indptr.shape[0] - 1):
+        f = row_frac[i]
+        c = 0
+        for e in range(indptr[i], indptr[i + 1]):
+            threshold = f * peak[indices[e]]
+            if single:          # compared in the matrix's precision, as numpy compares a float32 matrix
+                threshold = np.float64(np.float32(threshold))
+            k = data[e] >= threshold
+            keep[e] = k
+            c += k
+        counts[i] = c
+
+
+@njit(parallel=True, cache=True)
+def _compact_kernel(indptr, indices, data, keep, out_indptr, out_indices, out_data):
+    for i in prange(indptr.shape[0] - 1):
+        d = out_indptr[i]
+        for e in range(indptr[i], indptr[i + 1]):
+            if keep[e]:
+                out_indices[d] = indices[e]
+                out_data[d] = data[e]
+                d += 1
+
+
+def kept_entries(indptr, indices, data, row_frac, peak):
+    """(keep mask, kept entries per row): entry (i, j) is kept when A[i, j] >= row_frac[i] * peak[j]."""
+    keep = np.empty(data.shape[0], dtype=np.bool_)
+    counts = np.empty(indptr.shape[0] - 1, dtype=np.int64)
+    _kept_mask_kernel(indptr, indices, data, np.asarray(row_frac, dtype=np.float64),
+                      np.asarray(peak, dtype=np.float64), data.dtype == np.float32, keep, counts)
+    return keep, counts
+
+
+def compact_csr(indptr, indices, data, keep, counts):
+    """The CSR of the kept entries (int32 column indices, same order within a row)."""
+    out_indptr = np.zeros(indptr.shape[0], dtype=np.int64)
+    np.cumsum(counts, out=out_indptr[1:])
+    nnz = int(out_indptr[-1])
+    out_indices = np.empty(nnz, dtype=np.int32)
+    out_data = np.empty(nnz, dtype=data.dtype)
+    _compact_kernel(indptr, indices, data, keep, out_indptr, out_indices, out_data)
+    return out_indptr.astype(np.int32) if nnz < 2**31 else out_indptr, out_indices, out_data
+
+
 # ------------------------------------------------------------------ memory: nothing to move on the CPU
 def to_device(array):
     return np.asarray(array)

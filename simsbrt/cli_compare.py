@@ -124,12 +124,14 @@ def plan_inputs_from_args(args, progress, modes=PLAN_ORDER):
     from simsbrt.geometry.arcs import default_arc_set, load_arc_set
     from simsbrt.optimize.cli import check_protocol, load_phantom_source
     from simsbrt.optimize.plans import PlanSettings, prepare_plan_inputs
+    from simsbrt.optimize.search import search_fields
     from simsbrt.progress import step
 
     if args.search_steps < 0:
         raise SpecError("search-steps", f"must be >= 0, got {args.search_steps}")
     settings = PlanSettings(cord_prv_limit_gy=args.cord_prv_limit_gy, n_bisections=args.search_steps,
-                            boost_policy=args.boost_policy, protocol=args.protocol)
+                            **search_fields(args.search_method), boost_policy=args.boost_policy,
+                            protocol=args.protocol)
     check_protocol(settings, modes=modes)
     arc_set = load_arc_set(args.arcs) if args.arcs else default_arc_set()   # cheap checks first
     phantom = load_phantom_source(args.phantom)

@@ -68,6 +68,19 @@ def test_new_settings_are_validated_by_name():
         PlanSettings(search_tolerance_gy=-1.0)
 
 
+def test_search_method_option_sets_the_method_and_its_tolerance(capsys):
+    from simsbrt.cli import main
+    from simsbrt.optimize.search import INTERPOLATE_TOLERANCE_GY, search_fields
+
+    assert PlanSettings(**search_fields("interpolate")).search_tolerance_gy == INTERPOLATE_TOLERANCE_GY > 0
+    defaults = PlanSettings()
+    assert replace(defaults, **search_fields(defaults.search_method)) == defaults
+    with pytest.raises(SpecError, match="search_method"):
+        search_fields("golden")
+    assert main(["compare", "t10_body", "--search-method", "golden"]) == 2
+    assert "--search-method" in capsys.readouterr().err
+
+
 # ------------------------------------------------------------------ truncation and the correction term
 @pytest.fixture(scope="module")
 def tiny():
@@ -102,6 +115,50 @@ def test_truncation_keeps_the_peaks_and_the_organ_rows_and_bounds_the_dropped_do
         error = np.abs((full - _scipy(t.operator._m)) @ step)
         bound = correction_error_bound(problem, t, step)
         assert np.all(error <= bound + 1e-9) and error[cord].max() >= (t.organ_frac > 0) * 1e-6
+
+
+def test_truncation_kernels_match_the_numpy_rule_entry_by_entry():
+    """Column peaks = the dense column maxima (0 for an empty column); an entry is kept exactly when numpy's
+    float32 comparison data >= float32(row_frac * peak) keeps it, ties at the threshold included."""
+    from simsbrt.kernels.sparse import column_peaks, compact_csr, kept_entries
+
+    rng = np.random.default_rng(11)
+    dense = rng.gamma(0.5, size=(300, 40)).astype(np.float32) * (rng.random((300, 40)) < 0.3)
+    dense[:, 39] = 0.0                                          # an empty column
+    m = sp.csr_matrix(dense)
+    peak = column_peaks(m.indptr, m.indices, m.data, 40)
+    assert np.array_equal(peak, dense.max(axis=0).astype(np.float64)) and peak[39] == 0.0
+    row_frac = rng.choice([0.05, 0.001, 0.3], size=300)
+    ties = np.flatnonzero(np.diff(m.indptr) > 0)[:20]           # entries exactly on their row's threshold
+    m.data[m.indptr[ties]] = (row_frac[ties] * peak[m.indices[m.indptr[ties]]]).astype(np.float32)
+    keep, counts = kept_entries(m.indptr, m.indices, m.data, row_frac, peak)
+    expected = m.data >= (np.repeat(row_frac, np.diff(m.indptr)) * peak[m.indices]).astype(np.float32)
+    assert np.array_equal(keep, expected) and keep[m.indptr[ties]].all()
+    mask = sp.csr_matrix((expected, m.indices, m.indptr), shape=m.shape).toarray()
+    assert np.array_equal(counts, mask.sum(axis=1))
+    indptr, indices, data = compact_csr(m.indptr, m.indices, m.data, keep, counts)
+    kept = sp.csr_matrix((data, indices, indptr), shape=m.shape)
+    assert np.array_equal(kept.toarray(), np.where(mask, m.toarray(), 0))
+
+
+def test_ring_sampling_keeps_half_the_ring_rows_and_every_other_row(tiny, problem):
+    from simsbrt.optimize.problem import RING, ring_mask
+
+    grid, structures = tiny.phantom.grid, tiny.phantom.structures
+    full, half = ring_mask(grid, structures), ring_mask(grid, structures, sampling=2)
+    assert not np.any(half & ~full) and 0.4 < half.sum() / full.sum() < 0.6
+    for axis in range(3):       # no two kept voxels are face neighbours: an even sampling in every direction
+        a = np.moveaxis(half, axis, 0)
+        assert not np.any(a[1:] & a[:-1])
+    sampled = FluenceProblem.build(tiny.influence, structures, target="cpu", ring_sampling=2)
+    assert sampled.row_counts[RING] == int(half.ravel()[tiny.influence.voxel_indices].sum())
+    assert {k: v for k, v in sampled.row_counts.items() if k != RING} == \
+        {k: v for k, v in problem.row_counts.items() if k != RING}
+    assert sampled.operator.shape[0] < problem.operator.shape[0]
+    with pytest.raises(SpecError, match="ring_sampling"):
+        ring_mask(grid, structures, sampling=3)
+    with pytest.raises(SpecError, match="ring_sampling"):
+        PlanSettings(ring_sampling=0)
 
 
 def test_correction_rounds_converge_to_the_full_matrix_dose_and_optimum(problem):

@@ -294,7 +294,8 @@ def test_sweep_protocol_name_sets_the_protocol_and_its_fractions(tmp_path):
 # Tuning values in Gy that are not clinical limits (each documented where it is defined).
 TUNING_GY = {"organ_margin_gy": 1.0, "ORGAN_MARGIN_GY": 1.0, "optimal_preference_gy": 0.5,
              "boost_hot_margin_gy": 2.0,
-             "STOP_GY": 0.02}   # the truncation's correction-round stop (a numerical tolerance)
+             "STOP_GY": 0.02,   # the truncation's correction-round stop (a numerical tolerance)
+             "INTERPOLATE_TOLERANCE_GY": 0.3}   # the command line's interpolating search: bracket width to stop at
 
 
 def _clinical_doses_gy() -> set:

@@ -49,13 +49,15 @@ def run_plan(args) -> int:
     from simsbrt.geometry.arcs import default_arc_set, load_arc_set
     from simsbrt.io.plan_h5 import write_plan
     from simsbrt.optimize.plans import PlanSettings, make_plan, prepare_plan_inputs
+    from simsbrt.optimize.search import search_fields
     from simsbrt.progress import Progress, plan_steps, step
 
     if args.out.suffix not in (".h5", ".hdf5"):
         raise SpecError("out", f"the plan file needs a .h5 suffix, got {args.out}")
     check_output_file(args.out, [args.phantom, args.arcs])
     settings = PlanSettings(cord_prv_limit_gy=args.cord_prv_limit_gy, n_bisections=args.search_steps,
-                            boost_policy=args.boost_policy, protocol=args.protocol)
+                            **search_fields(args.search_method), boost_policy=args.boost_policy,
+                            protocol=args.protocol)
     check_protocol(settings, modes=(args.mode,))
     t0 = time.perf_counter()
     phantom = load_phantom_source(args.phantom)
@@ -117,6 +119,7 @@ def add_planning_arguments(p, out_help: str, limit_scope: str = "", phantom_opti
     from simsbrt.optimize.plans import PlanSettings
     from simsbrt.optimize.protocol_numbers import DEFAULT_PROTOCOL
     from simsbrt.optimize.sib import BOOST_POLICIES
+    from simsbrt.optimize.search import INTERPOLATE_TOLERANCE_GY, SEARCH_METHODS
     from simsbrt.ranges import option
 
     p.add_argument("phantom", help="SPEC.toml, a built-in phantom name, or PHANTOM.h5",
@@ -129,7 +132,11 @@ def add_planning_arguments(p, out_help: str, limit_scope: str = "", phantom_opti
     p.add_argument("--cord-prv-limit-gy", type=option("cord_prv_limit_gy"), default=None,
                    help=f"SpinalCord_PRV02 D0.03cc limit{limit_scope} (default: the protocol's; sib_trial: 25 Gy)")
     p.add_argument("--search-steps", type=option("search_steps"), default=5,
-                   help="bisection steps of the boost / escalation search")
+                   help="inner steps of the boost / escalation search, at most (after its two end steps)")
+    p.add_argument("--search-method", choices=SEARCH_METHODS, default=PlanSettings().search_method,
+                   help="where the search's inner steps go: bisection (default) = the middle of the bracket; "
+                        f"interpolate = where the binding limits' margins cross zero, stopping at a "
+                        f"{INTERPOLATE_TOLERANCE_GY:g} Gy bracket (fewer steps when the steps are well converged)")
     p.add_argument("--boost-policy", choices=BOOST_POLICIES, default=PlanSettings().boost_policy,
                    help="SIB boost search: optimal_window = highest boost that also keeps the protocol's optimal "
                         "ceilings, as the trial planned (default; sib_trial: GTV D2%% and PTV_Eval D2%% <= 48 Gy); "

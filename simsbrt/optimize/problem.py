@@ -105,7 +105,7 @@ class SparseOperator:
     float64 per product). Both products are the target's compiled CSR row gather (kernels/device/
     sparse.py: numba prange on the CPU, Numba CUDA on a GPU or in the simulator), float64
     accumulation; D^T g runs on a transposed CSR copy built on the target by the row-block transpose
-    kernel, so no product writes to scattered addresses. Column indices are 16-bit where they fit.
+    kernel (on the first D^T g), so no product writes to scattered addresses. Column indices are 16-bit where they fit.
     Results are float64, so the objective and the solver work in double precision.
     parallel=False uses scipy's (single-threaded, CPU) product instead: the reference.
     """
@@ -121,7 +121,7 @@ class SparseOperator:
             if self.target.on_gpu:
                 raise SpecError("parallel", "scipy's product runs on the CPU only")
             self._scipy = (host, host.T.tocsr())
-            self._m, self._mt = _RawCSR(host.indptr, host.indices, host.data, host.shape), None
+            self._m = _RawCSR(host.indptr, host.indices, host.data, host.shape)
             return
         self._set(DeviceCSR.upload(host, self.target))
 
@@ -138,12 +138,22 @@ class SparseOperator:
         return op
 
     def _set(self, m: DeviceCSR) -> None:
-        k = self.target.kernels
-        t_indptr, t_indices, t_data = k.csr_transpose(m.indptr, m.indices, m.data, m.shape[1])
         # the products are memory-bound: 16-bit column indices where they fit (6 instead of 8 bytes per
         # non-zero; the distinct beamlets of two full arcs and the optimisation rows do)
         self._m = _narrow_indices(self.xp, m.indptr, m.indices, m.data, m.shape)
-        self._mt = _narrow_indices(self.xp, t_indptr, t_indices, t_data, m.shape[::-1])
+        self._mt_built = None
+
+    @property
+    def _mt(self):
+        """The transposed CSR copy for D^T g, built on first use: an operator used only for D x (the full
+        matrix next to a truncated one, which only forms the correction term) never pays for it."""
+        if self._scipy is not None:
+            return None
+        if self._mt_built is None:
+            m = self._m
+            t_indptr, t_indices, t_data = self.target.kernels.csr_transpose(m.indptr, m.indices, m.data, m.shape[1])
+            self._mt_built = _narrow_indices(self.xp, t_indptr, t_indices, t_data, m.shape[::-1])
+        return self._mt_built
 
     @property
     def nnz(self) -> int:
@@ -246,14 +256,25 @@ def _merged_operator(influence, used_idx: np.ndarray, columns: ColumnMap, target
     return SparseOperator.on_target(DeviceCSR(indptr, indices, data, (len(used_idx), columns.n_distinct)), target)
 
 
-def ring_mask(grid, structures: dict, inner_mm: float = 5.0, outer_mm: float = 20.0) -> np.ndarray:
-    """Body voxels between inner_mm and outer_mm from the PTV (a normal-tissue fall-off region)."""
+RING_SAMPLINGS = (1, 2)
+
+
+def ring_mask(grid, structures: dict, inner_mm: float = 5.0, outer_mm: float = 20.0, sampling: int = 1) -> np.ndarray:
+    """Body voxels between inner_mm and outer_mm from the PTV (a normal-tissue fall-off region).
+    sampling 2: only the voxels with i + j + k even (a checkerboard: half the voxels, every part of the ring
+    still sampled at twice the spacing; the ring's penalty is a mean over its voxels, so its scale is kept)."""
     from scipy.ndimage import distance_transform_edt
 
+    if sampling not in RING_SAMPLINGS:
+        raise SpecError("ring_sampling", f"choose 1 (every ring voxel) or 2 (a checkerboard), got {sampling!r}")
     ptv = np.asarray(structures[PTV], bool)
     body = np.asarray(structures.get(BODY, np.ones(grid.shape, bool)), bool)
     dist = distance_transform_edt(~ptv, sampling=grid.spacing_mm)
-    return body & (dist >= inner_mm) & (dist <= outer_mm) & ~ptv
+    ring = body & (dist >= inner_mm) & (dist <= outer_mm) & ~ptv
+    if sampling == 2:
+        i, j, k = np.indices(grid.shape, sparse=True)
+        ring &= (i + j + k) % 2 == 0
+    return ring
 
 
 @dataclass(frozen=True, eq=False)
@@ -283,9 +304,10 @@ class FluenceProblem:
     @classmethod
     def build(cls, influence, structures: dict, beamlets=None, xp=np, ring_mm=(5.0, 20.0),
               pairs: np.ndarray | None = None, merge_columns: bool = True,
-              parallel: bool = True, target=None) -> "FluenceProblem":
+              parallel: bool = True, target=None, ring_sampling: int = 1) -> "FluenceProblem":
         """target (a Backend, its name or a Target; default: that of xp) runs the products and objectives;
-        the merged matrix is built there from the influence matrix's copy on it."""
+        the merged matrix is built there from the influence matrix's copy on it. ring_sampling 2 keeps the
+        normal-tissue ring's voxels of one checkerboard colour only (ring_mask)."""
         target = target_of(xp) if target is None else target_of(target)
         xp = target.xp
         matrix = influence.matrix
@@ -296,7 +318,7 @@ class FluenceProblem:
         masks = {name: np.asarray(structures[name], bool).ravel()[voxel_indices]
                  for name in (TARGET, BOOST, CORD_PRV, THECAL_SAC) if name in structures}
         if PTV in structures:
-            masks[RING] = ring_mask(grid, structures, *ring_mm).ravel()[voxel_indices]
+            masks[RING] = ring_mask(grid, structures, *ring_mm, sampling=ring_sampling).ravel()[voxel_indices]
         if BOOST in masks:
             masks[TARGET_REST] = masks[TARGET] & ~masks[BOOST]
         n_target = int(np.count_nonzero(np.asarray(structures[TARGET], bool)))

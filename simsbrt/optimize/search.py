@@ -22,6 +22,14 @@ from simsbrt.errors import SpecError
 
 SEARCH_METHODS = ("bisection", "interpolate")
 INNER_FRAC = 0.1            # interpolated goals stay >= this fraction of the bracket from either end
+INTERPOLATE_TOLERANCE_GY = 0.3   # the command line's interpolating search stops at a bracket this wide
+
+
+def search_fields(method: str) -> dict:
+    """PlanSettings fields of a command line's --search-method: bisection runs every step (tolerance 0),
+    interpolate stops at INTERPOLATE_TOLERANCE_GY."""
+    check_search_method(method)
+    return {"search_method": method, "search_tolerance_gy": INTERPOLATE_TOLERANCE_GY if method == "interpolate" else 0.0}
 
 
 def check_search_method(method) -> str:

@@ -78,42 +78,37 @@ def check_truncation(frac: float, rounds: int, field: str = "truncation_frac") -
 def truncate(problem, frac: float, organ_structures: tuple[str, ...], organ_frac: float = 0.0) -> TruncatedMatrix:
     """D_t of the problem's operator: entries >= frac * column peak; in the organ structures' rows
     entries >= organ_frac * column peak (0: every entry)."""
+    from simsbrt.kernels.sparse import compact_csr
     from simsbrt.optimize.problem import SparseOperator
 
-    indptr, indices, data, keep, peak, _ = _kept_entries(problem, frac, organ_structures, organ_frac)
-    kept_before = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])
-    kept = sp.csr_matrix((data[keep], indices[keep].astype(np.int32), kept_before[indptr]),
-                         shape=tuple(problem.operator.shape))
+    indptr, indices, data, keep, counts, peak, _ = _kept_entries(problem, frac, organ_structures, organ_frac)
+    kept_indptr, kept_indices, kept_data = compact_csr(indptr, indices, data, keep, counts)
+    kept = sp.csr_matrix((kept_data, kept_indices, kept_indptr), shape=tuple(problem.operator.shape))
     operator = SparseOperator(kept, target=problem.target)
     return TruncatedMatrix(operator, float(frac), tuple(organ_structures), float(organ_frac), peak, int(data.size))
 
 
 def _kept_entries(problem, frac: float, organ_structures, organ_frac: float):
-    """Host CSR arrays of the problem's operator, the kept-entry mask, the column peaks and each row's fraction."""
-    m, mt = problem.operator._m, problem.operator._mt
+    """Host CSR arrays of the problem's operator, the kept-entry mask with its count per row, the column
+    peaks and each row's fraction (compiled host kernels: kernels/sparse.py)."""
+    from simsbrt.kernels.sparse import column_peaks, kept_entries
+
+    m = problem.operator._m
     indptr, indices, data = (to_host(a) for a in (m.indptr, m.indices, m.data))
-    peak = np.zeros(m.shape[1], dtype=np.float64)
-    if mt is None:      # the scipy reference operator keeps no transposed copy of its own
-        t = sp.csr_matrix((data, indices, indptr), shape=m.shape).T.tocsr()
-        t_indptr, t_data = t.indptr, t.data
-    else:
-        t_indptr, t_data = to_host(mt.indptr), to_host(mt.data)
-    nonempty = np.diff(t_indptr) > 0       # rows of D^T = columns of D; reduceat needs non-empty segments
-    if nonempty.any():
-        peak[nonempty] = np.maximum.reduceat(t_data, t_indptr[:-1][nonempty])
+    peak = column_peaks(indptr, indices, data, m.shape[1])
     row_frac = np.full(m.shape[0], float(frac))
     for name in organ_structures:
         if problem.has(name):
             row_frac[to_host(problem.rows[name])] = organ_frac
-    keep = data >= (np.repeat(row_frac, np.diff(indptr)) * peak[indices]).astype(data.dtype)
-    return indptr, indices, data, keep, peak, row_frac
+    keep, counts = kept_entries(indptr, indices, data, row_frac, peak)
+    return indptr, indices, data, keep, counts, peak, row_frac
 
 
 def correction_error_bound(problem, truncated: TruncatedMatrix, step) -> np.ndarray:
     """Per optimisation row i, frac_i * sum_j peak_j |step_j| over the columns dropped in that row (distinct
     variables): |(D - D_t) step|_i never exceeds it (each dropped entry is < frac_i * its column's peak)."""
-    indptr, indices, data, keep, peak, row_frac = _kept_entries(problem, truncated.frac, truncated.organ_structures,
-                                                               truncated.organ_frac)
+    indptr, indices, data, keep, _, peak, row_frac = _kept_entries(problem, truncated.frac,
+                                                                  truncated.organ_structures, truncated.organ_frac)
     dropped_before = np.concatenate([[0], np.cumsum(~keep, dtype=np.int64)])
     pattern = sp.csr_matrix((np.ones(int((~keep).sum())), indices[~keep].astype(np.int32), dropped_before[indptr]),
                             shape=tuple(problem.operator.shape))
