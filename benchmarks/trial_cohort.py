@@ -274,14 +274,17 @@ def coarsenings(args) -> list[str]:
         out.append(f"control points every {args.arc_spacing_deg:g} deg (default {DEFAULTS['arc_spacing_deg']:g})")
     if args.beamlet_mm != DEFAULTS["beamlet_mm"]:
         out.append(f"beamlets {args.beamlet_mm:g} mm (default {DEFAULTS['beamlet_mm']:g} mm = the trial's MLC leaf)")
-    if args.search_steps != 5:
-        out.append(f"SIB search {args.search_steps} bisections (default 5): goal resolution "
+    defaults = PlanSettings()
+    if args.search_steps != defaults.n_bisections:
+        out.append(f"SIB search {args.search_steps} bisections (default {defaults.n_bisections}): goal resolution "
                    f"{21.0 / 2 ** args.search_steps:.2f} Gy over 30-51 Gy")
-    if args.search_max_iter != 120:
-        out.append(f"SIB search steps capped at {args.search_max_iter} iterations (default 120); the chosen plan "
-                   "is still re-optimised at full accuracy (ftol 1e-6)")
-    if args.max_iter != 200:
-        out.append(f"uniform plans and the SIB final re-optimisation capped at {args.max_iter} iterations (default 200)")
+    if args.search_max_iter != defaults.search_solver_options.max_iter:
+        out.append(f"SIB search steps capped at {args.search_max_iter} iterations (default "
+                   f"{defaults.search_solver_options.max_iter}); the chosen plan is still re-optimised at full accuracy "
+                   "(ftol 1e-6)")
+    if args.max_iter != defaults.solver_options.max_iter:
+        out.append(f"uniform plans and the SIB final re-optimisation capped at {args.max_iter} iterations (default "
+                   f"{defaults.solver_options.max_iter})")
     return out
 
 
@@ -294,7 +297,7 @@ def parse_args(argv=None):
     ap.add_argument("--beamlet-mm", type=float, default=5.0)
     ap.add_argument("--search-steps", type=int, default=4, help="SIB search bisections (PlanSettings.n_bisections)")
     ap.add_argument("--search-max-iter", type=int, default=80,
-                    help="iteration cap of the warm-started SIB search steps (PlanSettings default 120)")
+                    help="iteration cap of the warm-started SIB search steps (the PlanSettings default: 80)")
     ap.add_argument("--max-iter", type=int, default=200,
                     help="iteration cap of the uniform plan and of the SIB plan's final re-optimisation (default 200)")
     ap.add_argument("--cases", default="", help="comma-separated 1-based case numbers to plan (default: all)")
