@@ -61,7 +61,7 @@ from simsbrt.evaluate.protocol import BOUNDARY_TOLERANCE, OPTIMAL, VIOLATED
 from simsbrt.evaluate.dvh import to_host
 from simsbrt.optimize.correction import finalise
 from simsbrt.optimize.objectives import SquaredUnderdose
-from simsbrt.optimize.problem import BOOST, CORD_PRV, RING_SAMPLINGS, THECAL_SAC, FluenceProblem, PlanGoals
+from simsbrt.optimize.problem import BOOST, CORD_PRV, THECAL_SAC, FluenceProblem, PlanGoals, check_ring_sampling
 from simsbrt.optimize.protocol_numbers import (DEFAULT_PROTOCOL, ORGAN_MARGIN_GY, PlanningNumbers, as_protocol,
                                                mode_protocol, planning_numbers)
 from simsbrt.optimize.sib import (FloorConflict, SearchStep, bracket_search, capping_limits, ceiling_violations,
@@ -157,8 +157,7 @@ class PlanSettings:
             raise SpecError("search_tolerance_gy", f"must be >= 0 Gy, got {self.search_tolerance_gy}")
         check_truncation(self.truncation_frac, self.truncation_rounds)
         check_truncation(self.truncation_organ_frac, self.truncation_rounds, "truncation_organ_frac")
-        if self.ring_sampling not in RING_SAMPLINGS:
-            raise SpecError("ring_sampling", f"choose 1 (every ring voxel) or 2 (a checkerboard), got {self.ring_sampling!r}")
+        check_ring_sampling(self.ring_sampling)
         if self.escalation_step_options not in ("full", "search"):
             raise SpecError("escalation_step_options", f"choose 'full' or 'search', got {self.escalation_step_options!r}")
 

@@ -105,7 +105,8 @@ class SparseOperator:
     float64 per product). Both products are the target's compiled CSR row gather (kernels/device/
     sparse.py: numba prange on the CPU, Numba CUDA on a GPU or in the simulator), float64
     accumulation; D^T g runs on a transposed CSR copy built on the target by the row-block transpose
-    kernel (on the first D^T g), so no product writes to scattered addresses. Column indices are 16-bit where they fit.
+    kernel (at the first D^T g), so no product writes to scattered addresses. Column indices are
+    16-bit where they fit.
     Results are float64, so the objective and the solver work in double precision.
     parallel=False uses scipy's (single-threaded, CPU) product instead: the reference.
     """
@@ -259,14 +260,19 @@ def _merged_operator(influence, used_idx: np.ndarray, columns: ColumnMap, target
 RING_SAMPLINGS = (1, 2)
 
 
+def check_ring_sampling(sampling) -> int:
+    if sampling not in RING_SAMPLINGS:
+        raise SpecError("ring_sampling", f"choose 1 (every ring voxel) or 2 (a checkerboard), got {sampling!r}")
+    return sampling
+
+
 def ring_mask(grid, structures: dict, inner_mm: float = 5.0, outer_mm: float = 20.0, sampling: int = 1) -> np.ndarray:
     """Body voxels between inner_mm and outer_mm from the PTV (a normal-tissue fall-off region).
     sampling 2: only the voxels with i + j + k even (a checkerboard: half the voxels, every part of the ring
     still sampled at twice the spacing; the ring's penalty is a mean over its voxels, so its scale is kept)."""
     from scipy.ndimage import distance_transform_edt
 
-    if sampling not in RING_SAMPLINGS:
-        raise SpecError("ring_sampling", f"choose 1 (every ring voxel) or 2 (a checkerboard), got {sampling!r}")
+    check_ring_sampling(sampling)
     ptv = np.asarray(structures[PTV], bool)
     body = np.asarray(structures.get(BODY, np.ones(grid.shape, bool)), bool)
     dist = distance_transform_edt(~ptv, sampling=grid.spacing_mm)
