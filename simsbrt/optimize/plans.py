@@ -348,14 +348,15 @@ class _Planner:
         self.masks = inputs.phantom.structures
         self.voxel_cc = inputs.phantom.grid.voxel_volume_cc
         t0 = time.perf_counter()
-        # the optimisation matrix (merged columns, transposed copy) is built once per inputs and reused by every
-        # plan on them (the three plans of a comparison, a sweep's plans on one matrix)
-        key = ("fluence_problem", inputs.backend.name, settings.ring_sampling)
-        self.problem = inputs.cache.get(key)
+        # the optimisation matrix (merged columns) is built once per inputs and reused by every plan on them (the
+        # three plans of a comparison, a sweep's plans on one matrix); what is cached from it (its truncated copy,
+        # cold optimisations) is keyed by the same problem_key, so a setting that shapes the problem is named once
+        self.problem_key = ("fluence_problem", inputs.backend.name, settings.ring_sampling)
+        self.problem = inputs.cache.get(self.problem_key)
         if self.problem is None:
             self.problem = FluenceProblem.build(inputs.influence, self.masks, target=inputs.backend,
                                                 ring_sampling=settings.ring_sampling)
-            inputs.cache[key] = self.problem
+            inputs.cache[self.problem_key] = self.problem
         self.timings = {"problem_s": time.perf_counter() - t0, "optimise_s": 0.0, "evaluate_s": 0.0}
         self.n_iterations = 0
         self.numbers = plan_numbers(settings)
@@ -408,8 +409,8 @@ class _Planner:
         # escalation search starts at the uniform plan's prescription, so its first step is the uniform plan
         cold_key = None
         if w0 is None and not extra_objectives and self.correction_gy is None:
-            cold_key = ("cold optimisation", goals, options, self.settings.solver, self.settings.truncation_frac,
-                        self.settings.truncation_organ_frac, self.settings.truncation_rounds, self.settings.ring_sampling)
+            cold_key = ("cold optimisation", self.problem_key, goals, options, self.settings.solver,
+                        self.settings.truncation_frac, self.settings.truncation_organ_frac, self.settings.truncation_rounds)
         reused = self.inputs.cache.get(cold_key) if cold_key is not None else None
         if reused is not None:
             result = reused
@@ -449,7 +450,7 @@ class _Planner:
         if not frac:
             return problem.optimise(goals, w0, self.settings.solver, options)
         organ_frac = self.settings.truncation_organ_frac
-        key = ("truncated matrix", self.inputs.backend.name, frac, organ_frac, self.settings.ring_sampling)
+        key = ("truncated matrix", self.problem_key, frac, organ_frac)
         truncated = self.inputs.cache.get(key)
         if truncated is None:
             t0 = time.perf_counter()
