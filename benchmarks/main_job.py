@@ -3,8 +3,9 @@
 Each run is a fresh process (imports, the numba kernels loaded from their on-disk cache, influence
 matrix, the three plans, their exact final doses, every output file), exactly the README command.
 One untimed run first fills the kernel cache (a fresh checkout compiles once; that compile is
-reported separately, never hidden in the median). Prints per run: wall time, peak memory of the
-process, the load average, and each plan's verdict and GTV D50% on its exact final dose, then the
+reported separately, never hidden in the median). Prints per run: wall time, the process's CPU time
+in user and kernel mode (sys: mostly first touches of fresh memory, benchmarks/memory_first_touch.py),
+its peak memory, the load average, and each plan's verdict and GTV D50% on its exact final dose, then the
 median.
 
     python benchmarks/main_job.py                      # t10_body, 3 timed runs
@@ -43,12 +44,15 @@ def run_once(phantom: str, extra: list[str]) -> dict:
     try:
         command = [*simsbrt_command(), "compare", phantom, "--out", str(out / "run"), *extra]
         load0 = os.getloadavg()[0]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
         wall = time.perf_counter() - t0
         load1 = os.getloadavg()[0]
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        peak = after.ru_maxrss / 1024.0
         row = {"rc": proc.returncode, "wall_s": wall, "load_start": load0, "load_end": load1, "peak_mib": peak,
+               "user_s": after.ru_utime - before.ru_utime, "sys_s": after.ru_stime - before.ru_stime,
                "stderr": proc.stderr}
         doc_path = out / "run" / "comparison.json"
         if proc.returncode == 0 and doc_path.exists():
@@ -109,7 +113,8 @@ def main(argv=None) -> int:
     rows, last = [], None
     for k in range(args.repeats):
         last = run_once(args.phantom, extra)
-        row = {"run": k + 1, "rc": last["rc"], "wall_s": fmt(last["wall_s"], 1), "peak_MiB": fmt(last["peak_mib"], 0),
+        row = {"run": k + 1, "rc": last["rc"], "wall_s": fmt(last["wall_s"], 1), "user_s": fmt(last["user_s"], 1),
+               "sys_s": fmt(last["sys_s"], 1), "peak_MiB": fmt(last["peak_mib"], 0),
                "load": f"{last['load_start']:.2f}->{last['load_end']:.2f}"}
         for mode in PLANS:
             row[f"{mode} ok"] = fmt(last.get(f"{mode}_feasible"))

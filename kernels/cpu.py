@@ -75,7 +75,7 @@ def ray_segments(source, target, origin, spacing, shape, density_flat, max_segme
 
 @njit(parallel=True, cache=True)
 def _count_entries_kernel(points, depths, cpf, cpi, cell_to_col, pitch, params, row_tau, window_nsigma, max_draws,
-                          seed):
+                          seed, copies):
     n = points.shape[0]
     n_cp = cpf.shape[0]
     counts = np.zeros(n * n_cp, dtype=np.int64)
@@ -89,7 +89,7 @@ def _count_entries_kernel(points, depths, cpf, cpi, cell_to_col, pitch, params, 
         for cp in range(n_cp):
             primary = cpi[cp, CPI_PRIMARY]
             if primary != cp:  # identical geometry and beamlets: same entries, shifted columns
-                counts[i * n_cp + cp] = counts[i * n_cp + primary]
+                counts[i * n_cp + cp] = counts[i * n_cp + primary] if copies else 0
                 continue
             counts[i * n_cp + cp] = _pair_entries(points[i, 0], points[i, 1], points[i, 2], depths[i, cpi[cp, CPI_GEOM]],
                                                   i, cp, cpf, cpi, cell_to_col, pitch, params, row_tau[i],
@@ -100,7 +100,7 @@ def _count_entries_kernel(points, depths, cpf, cpi, cell_to_col, pitch, params, 
 
 @njit(parallel=True, cache=True)
 def _fill_entries_kernel(points, depths, cpf, cpi, cell_to_col, pitch, params, row_tau, window_nsigma, max_draws,
-                         seed, counts, offsets, out_col, out_val):
+                         seed, counts, offsets, out_col, out_val, copies):
     n = points.shape[0]
     n_cp = cpf.shape[0]
     for i in prange(n):
@@ -112,6 +112,8 @@ def _fill_entries_kernel(points, depths, cpf, cpi, cell_to_col, pitch, params, r
             primary = cpi[cp, CPI_PRIMARY]
             start = offsets[i * n_cp + cp]
             if primary != cp:
+                if not copies:
+                    continue
                 src = offsets[i * n_cp + primary]
                 shift = cpi[cp, CPI_COL_SHIFT]
                 for e in range(counts[i * n_cp + cp]):
@@ -142,9 +144,12 @@ def water_field_dose(params, x_mm, z_mm, ssd_mm, u_lo, u_hi, v_lo, v_hi, head_sc
     return out
 
 
-def count_entries(points, depths, cpf, cpi, cell_to_col, pitch, params, row_tau, window_nsigma, max_draws, seed):
+def count_entries(points, depths, cpf, cpi, cell_to_col, pitch, params, row_tau, window_nsigma, max_draws, seed,
+                  copies: bool = True):
+    """Entries per (voxel, control point) pair; copies=False leaves the copied control points (CPI_PRIMARY)
+    at 0 entries: the matrix then holds only the distinct beamlets (kernels/sparse.expand_copies)."""
     return _count_entries_kernel(points, depths, cpf, cpi, cell_to_col, float(pitch), params, row_tau,
-                                 float(window_nsigma), int(max_draws), int(seed))
+                                 float(window_nsigma), int(max_draws), int(seed), bool(copies))
 
 
 def exclusive_offsets(counts):
@@ -158,11 +163,11 @@ def exclusive_offsets(counts):
 
 
 def fill_entries(points, depths, cpf, cpi, cell_to_col, pitch, params, row_tau, window_nsigma, max_draws, seed,
-                 counts, offsets, nnz):
+                 counts, offsets, nnz, copies: bool = True):
     cols = np.empty(nnz, dtype=np.int32)
     vals = np.empty(nnz, dtype=np.float32)
     _fill_entries_kernel(points, depths, cpf, cpi, cell_to_col, float(pitch), params, row_tau, float(window_nsigma),
-                         int(max_draws), int(seed), counts, offsets, cols, vals)
+                         int(max_draws), int(seed), counts, offsets, cols, vals, bool(copies))
     return cols, vals
 
 

@@ -132,3 +132,58 @@ def test_identical_control_points_give_identical_columns():
     dense = im.matrix.toarray()
     np.testing.assert_array_equal(dense[:, off[0]:off[1]], dense[:, off[2]:off[3]])
     assert dense[:, off[0]:off[1]].any()
+
+
+def test_copied_control_points_are_stored_once_and_expand_to_the_kernel_layout():
+    """The engine stores a copied control point's entries once; the expansion equals, array for array, the matrix
+    the kernels write with the copies filled in, and dose / gradient / the optimiser's merged rows taken on the
+    stored matrix equal those of the expanded one."""
+    from simsbrt.dose._cudasim_check import tiny_case
+    from simsbrt.dose.engine import _control_point_tables
+    from simsbrt.kernels import cpu
+    from simsbrt.optimize.columns import ColumnMap
+    from simsbrt.optimize.device import target_of
+    from simsbrt.optimize.problem import _merged_operator
+
+    grid, density, rows, beamlets = tiny_case()  # the third control point copies the first
+    options = InfluenceOptions(tail_threshold_frac=0.05, seed=11)
+    im = compute_influence(grid, density, rows, beamlets, BEAM, options)
+    assert im.copies is not None and "matrix" not in im._expanded
+    off = beamlets.column_offsets
+    assert im.stored_matrix[:, off[2]:off[3]].nnz == 0 and im.stored_matrix.nnz < im.nnz
+
+    # the reference: the kernels with the copies written in (the engine's layout before it stored them once)
+    points = grid.index_to_world_mm(np.stack(np.unravel_index(rows, grid.shape), axis=1)).astype(np.float64)
+    cpf, cpi, cell_to_col, sources = _control_point_tables(beamlets, BEAM)
+    depths = cpu.radiological_depths(points, sources, np.asarray(grid.origin_mm, float),
+                                     np.asarray(grid.spacing_mm, float), np.asarray(grid.shape, np.int64),
+                                     density.ravel())
+    args = (points, depths, cpf, cpi, cell_to_col, beamlets.size_mm, BEAM.as_array(),
+            np.full(len(rows), _tau(im, options)), options.window_nsigma,
+            int(options.max_tail_draws), int(options.seed))
+    counts = cpu.count_entries(*args, copies=True)
+    offsets, nnz = cpu.exclusive_offsets(counts)
+    cols, vals = cpu.fill_entries(*args, counts, offsets, nnz, copies=True)
+    full = im.matrix
+    assert im.nnz == nnz == full.nnz
+    np.testing.assert_array_equal(full.indptr, offsets[::len(cpi)].tolist() + [nnz])
+    np.testing.assert_array_equal(full.indices, cols)
+    np.testing.assert_array_equal(full.data, vals)
+
+    rng = np.random.default_rng(5)
+    w, g = rng.uniform(0.0, 2.0, im.n_beamlets), rng.normal(size=im.n_voxels)
+    expanded = full.astype(np.float64)
+    np.testing.assert_allclose(im.dose(w), expanded @ w, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(im.gradient(g), expanded.T @ g, rtol=1e-12, atol=1e-15)
+    used = np.arange(0, im.n_voxels, 2)
+    for columns in (ColumnMap.of(im), ColumnMap.identity(im.n_beamlets)):
+        for parallel in (False, True):
+            op = _merged_operator(im, used, columns, target_of("cpu"), parallel)
+            np.testing.assert_allclose(op @ columns.to_distinct(w), (expanded @ w)[used], rtol=1e-6, atol=1e-12)
+
+
+def _tau(im, options):
+    """The engine's sampling threshold for these options (Gy per MU)."""
+    from simsbrt.dose.engine import beamlet_reference_peak_gy
+
+    return options.tail_threshold_frac * beamlet_reference_peak_gy(BEAM, im.beamlets.size_mm)

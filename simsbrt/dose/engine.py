@@ -3,7 +3,8 @@
 Stages (each timed): radiological depth of every row voxel from every distinct source position
 (exact Siddon ray tracing, kernels/device/raytrace.py); counting the entries of every
 (voxel, control point) pair; filling them into preallocated CSR arrays (both passes run the
-same device routine, kernels/device/influence.py); assembling the scipy matrix.
+same device routine, kernels/device/influence.py); assembling the scipy matrix. A control point
+copied from another (the cw and ccw arcs at a shared angle) is stored once (InfluenceMatrix.copies).
 
 Head scatter: each control point's beamlets get Sc of the open aperture of that control point
 (the beamlets covering the target projection plus margin: equivalent square = sqrt(open area)).
@@ -26,7 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from simsbrt.backend import Backend, resolve_backend
-from simsbrt.dose.influence import InfluenceMatrix
+from simsbrt.dose.influence import CopiedControlPoints, InfluenceMatrix
 from simsbrt.dose.machine import BeamModel, load_beam_model
 from simsbrt.errors import SpecError
 from simsbrt.geometry.beamlets import BeamletSet
@@ -218,12 +219,12 @@ def compute_influence(grid: Grid, density: np.ndarray, rows: np.ndarray, beamlet
     depths = drv.radiological_depths(points, sources, origin, spacing, shape, density.ravel())
     timings["depth_s"] = time.perf_counter() - t0
 
-    # on a device the copied control points are not built (the optimiser merges them away); the host copy
-    # repeats them (kernels/sparse.expand_copies)
-    on_device = {"copies": False} if backend.name != "cpu" else {}
+    # the copied control points are not built (InfluenceMatrix.copies repeats them when the expanded matrix is
+    # asked for; the optimiser merges them away)
+    aliases = bool(np.any(cpi[:, CPI_PRIMARY] != np.arange(len(cpi))))
     t0 = time.perf_counter()
     counts = drv.count_entries(points, depths, cpf, cpi, cell_to_col, beamlets.size_mm, params, row_tau,
-                               options.window_nsigma, int(options.max_tail_draws), int(options.seed), **on_device)
+                               options.window_nsigma, int(options.max_tail_draws), int(options.seed), copies=False)
     offsets, nnz = drv.exclusive_offsets(counts)
     if nnz > MAX_NNZ:
         raise SpecError("rows", f"{nnz} non-zeros exceed int32 indexing; use fewer rows or a coarser grid")
@@ -233,32 +234,25 @@ def compute_influence(grid: Grid, density: np.ndarray, rows: np.ndarray, beamlet
     t0 = time.perf_counter()
     cols, vals = drv.fill_entries(points, depths, cpf, cpi, cell_to_col, beamlets.size_mm, params, row_tau,
                                   options.window_nsigma, int(options.max_tail_draws), int(options.seed), counts,
-                                  offsets, nnz, **on_device)
+                                  offsets, nnz, copies=False)
     timings["fill_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     n_cp = beamlets.n_control_points
     shape = (len(rows), beamlets.n_beamlets)
-    device_matrix = None
-    if on_device:
-        device_matrix = _device_csr(drv, offsets, cols, vals, nnz, n_cp, shape)
-        from simsbrt.kernels.sparse import expand_copies
-
-        indptr, host_cols, host_vals = expand_copies(cpi, drv.to_host(counts), drv.to_host(offsets), drv.to_host(cols),
-                                                     drv.to_host(vals))
-        matrix = sp.csr_matrix((host_vals, host_cols, indptr), shape=shape, copy=False)
-    else:
-        offsets = drv.to_host(offsets)
-        indptr = np.empty(len(rows) + 1, dtype=np.int32)
-        indptr[:-1] = offsets[::n_cp]
-        indptr[-1] = nnz
-        matrix = sp.csr_matrix((drv.to_host(vals), drv.to_host(cols), indptr), shape=shape, copy=False)
+    device_matrix = _device_csr(drv, offsets, cols, vals, nnz, n_cp, shape) if backend.name != "cpu" else None
+    host_offsets = drv.to_host(offsets)
+    indptr = np.empty(len(rows) + 1, dtype=np.int32)
+    indptr[:-1] = host_offsets[::n_cp]
+    indptr[-1] = nnz
+    matrix = sp.csr_matrix((drv.to_host(vals), drv.to_host(cols), indptr), shape=shape, copy=False)
+    copies = CopiedControlPoints.of(cpi, drv.to_host(counts), beamlets.column_offsets) if aliases else None
     matrix.has_sorted_indices = False
     timings["assemble_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - t_start
     log.info("influence: %d rows x %d beamlets, %d non-zeros (%s)", len(rows), beamlets.n_beamlets, nnz, backend.name)
     return InfluenceMatrix(matrix, rows, grid, backend.name, backend.device, beamlets, options, timings,
-                           column_map_of(cpi, beamlets.column_offsets), device_matrix)
+                           column_map_of(cpi, beamlets.column_offsets), device_matrix, copies)
 
 
 def _device_csr(drv, offsets, cols, vals, nnz: int, n_cp: int, shape):

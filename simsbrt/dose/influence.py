@@ -11,10 +11,16 @@ with the same value are identical (the engine computes control points with ident
 and beamlets once and copies them, e.g. the cw and ccw full arcs at a shared gantry angle); the
 representative of each set is its first column. None = every column distinct.
 
-device_matrix (optional): on a CUDA backend (and in the simulator) the engine keeps the matrix on
-the device, built without the copied columns (they are folded onto their representative when a
-dose is computed there); the optimiser and the candidate doses use it, the host copy ``matrix``
-serves the files and the CPU.
+The engine stores each copied control point's entries once: ``stored_matrix`` holds the entries of
+the primary control points and leaves the copies' columns empty, and ``copies`` (CopiedControlPoints)
+says how to repeat them. ``matrix`` (every column's entries, the delivered beamlets) is expanded from
+the two on first use only; dose(), gradient() and the optimiser (which merges the copies away again,
+simsbrt.optimize.columns) work on the stored matrix, so a plan never builds the expansion (for two
+full arcs it is twice the stored entries). A matrix made by hand or read from a file has no copies
+(``copies`` None, ``stored_matrix`` is ``matrix``).
+
+device_matrix (optional): on a CUDA backend (and in the simulator) the engine keeps the stored matrix
+on the device as well; the optimiser and the candidate doses use it there.
 """
 from __future__ import annotations
 
@@ -27,8 +33,48 @@ from simsbrt.grid import Grid
 
 
 @dataclass(frozen=True, eq=False)
+class CopiedControlPoints:
+    """The entries a stored influence matrix leaves out: control point cp with cpi[cp, CPI_PRIMARY] != cp repeats
+    its primary's entries with columns shifted by cpi[cp, CPI_COL_SHIFT]. counts: entries per (row, control
+    point) pair as stored (row-major, the copies at 0), which lays out the stored rows."""
+
+    cpi: np.ndarray
+    counts: np.ndarray
+    primary_column: np.ndarray   # int64 per column: the column whose entries it repeats (itself if not a copy)
+    n_entries: int               # non-zeros of the expanded matrix
+
+    @classmethod
+    def of(cls, cpi: np.ndarray, counts: np.ndarray, column_offsets: np.ndarray) -> "CopiedControlPoints":
+        from simsbrt.kernels.device.influence import CPI_COL_SHIFT, CPI_PRIMARY
+
+        cpi = np.asarray(cpi)
+        n_cp = cpi.shape[0]
+        counts = np.asarray(counts, dtype=np.int64)
+        per_column_cp = np.repeat(np.arange(n_cp), np.diff(np.asarray(column_offsets)))
+        primary_column = np.arange(len(per_column_cp), dtype=np.int64) - cpi[per_column_cp, CPI_COL_SHIFT]
+        per_cp = counts.reshape(-1, n_cp).sum(axis=0)   # entries per control point as stored
+        n_entries = int(per_cp[cpi[:, CPI_PRIMARY]].sum())
+        return cls(cpi, counts, primary_column, n_entries)
+
+    def expand(self, stored: sp.csr_matrix) -> sp.csr_matrix:
+        """The matrix with every column's entries (kernels/sparse.expand_copies: pair order kept)."""
+        from simsbrt.kernels.sparse import expand_copies
+
+        offsets = np.zeros(len(self.counts), dtype=np.int64)
+        np.cumsum(self.counts[:-1], out=offsets[1:])
+        indptr, cols, vals = expand_copies(self.cpi, self.counts, offsets, stored.indices, stored.data)
+        matrix = sp.csr_matrix((vals, cols, indptr), shape=stored.shape, copy=False)
+        matrix.has_sorted_indices = False
+        return matrix
+
+    def fold(self, weights: np.ndarray) -> np.ndarray:
+        """w' with w'[p] = the summed weight of every column that repeats column p: stored @ w' = matrix @ w."""
+        return np.bincount(self.primary_column, weights=weights, minlength=len(self.primary_column))
+
+
+@dataclass(frozen=True, eq=False)
 class InfluenceMatrix:
-    matrix: sp.csr_matrix
+    stored_matrix: sp.csr_matrix
     voxel_indices: np.ndarray
     grid: Grid
     backend: str
@@ -38,37 +84,56 @@ class InfluenceMatrix:
     timings_s: dict = field(default_factory=dict)
     column_map: np.ndarray | None = None
     device_matrix: object | None = None   # the engine's copy on its GPU (simsbrt.optimize.device.DeviceCSR)
+    copies: CopiedControlPoints | None = None   # None: stored_matrix holds every column's entries
+    _expanded: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def matrix(self) -> sp.csr_matrix:
+        """Every column's entries (expanded from the stored matrix on first use, then kept)."""
+        if self.copies is None:
+            return self.stored_matrix
+        if "matrix" not in self._expanded:
+            self._expanded["matrix"] = self.copies.expand(self.stored_matrix)
+        return self._expanded["matrix"]
 
     @property
     def n_voxels(self) -> int:
-        return int(self.matrix.shape[0])
+        return int(self.stored_matrix.shape[0])
 
     @property
     def n_beamlets(self) -> int:
-        return int(self.matrix.shape[1])
+        return int(self.stored_matrix.shape[1])
 
     @property
     def nnz(self) -> int:
-        return int(self.matrix.nnz)
+        """Non-zeros of the matrix with every column's entries."""
+        return int(self.stored_matrix.nnz if self.copies is None else self.copies.n_entries)
 
     @property
     def nbytes(self) -> int:
-        m = self.matrix
-        return int(m.data.nbytes + m.indices.nbytes + m.indptr.nbytes + self.voxel_indices.nbytes)
+        """Bytes held now: the stored matrix (and the expansion once built)."""
+        held = [self.stored_matrix] + list(self._expanded.values())
+        return int(sum(m.data.nbytes + m.indices.nbytes + m.indptr.nbytes for m in held) + self.voxel_indices.nbytes)
+
+    def fold_weights(self, weights) -> np.ndarray:
+        """Weights for the stored matrix: stored_matrix @ fold_weights(w) = matrix @ w (float64)."""
+        w = np.asarray(weights, dtype=np.float64)
+        return w if self.copies is None else self.copies.fold(w)
 
     def dose(self, weights) -> np.ndarray:
         """Dose (Gy) of every row voxel for beamlet weights (MU)."""
         w = np.asarray(weights, dtype=np.float64)
         if w.shape != (self.n_beamlets,):
             raise ValueError(f"weights need shape ({self.n_beamlets},), got {w.shape}")
-        return self.matrix @ w
+        return self.stored_matrix @ self.fold_weights(w)
 
     def gradient(self, voxel_gradient) -> np.ndarray:
         """D^T g: the gradient with respect to the weights of an objective with voxel gradient g."""
         g = np.asarray(voxel_gradient, dtype=np.float64)
         if g.shape != (self.n_voxels,):
             raise ValueError(f"voxel gradient needs shape ({self.n_voxels},), got {g.shape}")
-        return self.matrix.T @ g
+        stored = self.stored_matrix.T @ g
+        return stored if self.copies is None else stored[self.copies.primary_column]
 
     def dose_grid(self, weights) -> np.ndarray:
         """Dose on the full grid (zero outside the rows), shape grid.shape."""

@@ -46,9 +46,9 @@ class ColumnMap:
         """The influence matrix's own map (identity when it has none)."""
         m = getattr(influence, "column_map", None)
         if m is None:
-            return cls.identity(influence.matrix.shape[1])
-        if len(m) != influence.matrix.shape[1]:
-            raise SpecError("influence.column_map", f"has {len(m)} entries for {influence.matrix.shape[1]} columns")
+            return cls.identity(influence.n_beamlets)
+        if len(m) != influence.n_beamlets:
+            raise SpecError("influence.column_map", f"has {len(m)} entries for {influence.n_beamlets} columns")
         return cls(m)
 
     @property

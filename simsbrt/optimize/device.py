@@ -106,13 +106,13 @@ class DeviceCSR:
         return int(self.data.shape[0])
 
     @classmethod
-    def upload(cls, matrix, target: Target) -> "DeviceCSR":
+    def upload(cls, matrix, target: Target, copies_empty: bool = False) -> "DeviceCSR":
         """Three copies to the device (none on the CPU)."""
         import scipy.sparse as sp
 
         m = matrix if sp.isspmatrix_csr(matrix) else sp.csr_matrix(matrix)
         k = target.kernels
-        return cls(k.to_device(m.indptr), k.to_device(m.indices), k.to_device(m.data), tuple(m.shape))
+        return cls(k.to_device(m.indptr), k.to_device(m.indices), k.to_device(m.data), tuple(m.shape), copies_empty)
 
 
 _ON_DEVICE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
@@ -125,8 +125,8 @@ def influence_on_device(influence, target: Target) -> DeviceCSR:
     if own is not None and getattr(influence, "backend", None) == target.name:
         return own
     cache = _ON_DEVICE.setdefault(influence, {})
-    if target.name not in cache:
-        cache[target.name] = DeviceCSR.upload(influence.matrix, target)
+    if target.name not in cache:  # the stored matrix: a copied control point's entries once (InfluenceMatrix)
+        cache[target.name] = DeviceCSR.upload(influence.stored_matrix, target, influence.copies is not None)
     return cache[target.name]
 
 

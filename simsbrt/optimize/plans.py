@@ -496,10 +496,11 @@ def full_dose_grid(influence, weights, target=None) -> np.ndarray:
 
         return dose_grid(influence, weights, target)
 
-    m = influence.matrix
+    m = influence.stored_matrix
     w = np.ascontiguousarray(weights, dtype=np.float64)
     if not sp.isspmatrix_csr(m) or w.shape != (m.shape[1],):
         return influence.dose_grid(weights)
+    w = influence.fold_weights(w)
     from simsbrt.kernels.sparse import csr_matvec
 
     rows = np.empty(m.shape[0], dtype=np.float64)

@@ -243,12 +243,15 @@ def beamlet_neighbour_pairs(beamlets) -> np.ndarray:
 
 def _merged_operator(influence, used_idx: np.ndarray, columns: ColumnMap, target, parallel: bool):
     """D_d (the used rows, distinct columns) as an operator, merged on the target from its copy of D."""
+    own_map = np.array_equal(columns.distinct_of, ColumnMap.of(influence).distinct_of)
     if not parallel:
         from simsbrt.optimize.columns import merged_rows
 
-        return SparseOperator(merged_rows(influence.matrix, used_idx, columns), parallel=False)
+        # the merge drops the copies' columns, which the stored matrix leaves empty: the same rows
+        source = influence.stored_matrix if own_map else influence.matrix
+        return SparseOperator(merged_rows(source, used_idx, columns), parallel=False)
     full = influence_on_device(influence, target)
-    if full.copies_empty and not np.array_equal(columns.distinct_of, ColumnMap.of(influence).distinct_of):
+    if full.copies_empty and not own_map:
         full = DeviceCSR.upload(influence.matrix, target)  # the copies' own columns are wanted: the full matrix
     k = target.kernels
     indptr, indices, data = k.merge_rows(full.indptr, full.indices, full.data,
@@ -316,7 +319,6 @@ class FluenceProblem:
         normal-tissue ring's voxels of one checkerboard colour only (ring_mask)."""
         target = target_of(xp) if target is None else target_of(target)
         xp = target.xp
-        matrix = influence.matrix
         voxel_indices = np.asarray(influence.voxel_indices)
         grid = influence.grid
         if TARGET not in structures or not np.any(structures[TARGET]):
@@ -335,7 +337,7 @@ class FluenceProblem:
         for m in masks.values():
             used |= m
         used_idx = np.flatnonzero(used)
-        columns = ColumnMap.of(influence) if merge_columns else ColumnMap.identity(matrix.shape[1])
+        columns = ColumnMap.of(influence) if merge_columns else ColumnMap.identity(influence.n_beamlets)
         operator = _merged_operator(influence, used_idx, columns, target, parallel)
         k = target.kernels
         rows = {}
