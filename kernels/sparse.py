@@ -7,6 +7,10 @@ the device functions', which kernels/cuda_sparse.py compiles for the GPU.
 column indices) with one row per parallel work item and a float64 accumulator, so the result does
 not depend on the number of threads (each row is summed in storage order by one thread).
 D^T g uses the same kernel on a transposed CSR copy (``csr_transpose``, parallel over row blocks).
+``penalty_value_gradient`` is the optimiser's evaluation on the CPU: the per-row dose penalties and D^T of
+their gradient in one pass over D (each row's dose, its penalties' derivative, the row scattered into one of
+FUSED_BLOCKS gradients), so D is read once per evaluation and the rows whose penalties are inactive once
+only; at t10_body 2 mm an L-BFGS iteration took 25-28 ms instead of 40-48 ms with the two products.
 
 ``merge_columns_count`` / ``merge_columns_fill`` build the optimiser's matrix in one pass over
 the influence matrix: the selected rows, only the entries of the columns that are kept (one
@@ -52,6 +56,50 @@ def penalty_terms(dose, rows, ref_gy, kind, scale, grad, terms):
         d = dose[rows[j]]
         terms[j] = _penalty_value(d, ref_gy, kind, scale)
         grad[rows[j]] += _penalty_gradient(d, ref_gy, kind, scale)
+
+
+FUSED_BLOCKS = 8      # row sets of penalty_value_gradient: fixed, so its sums do not depend on the thread count
+FUSED_CHUNK = 64      # consecutive rows dealt to a set at a time (round robin: every set spans the whole matrix)
+
+
+@njit(parallel=True, cache=True)
+def _penalty_value_gradient_kernel(indptr, indices, data, x, offset, term_ptr, term_ref, term_kind, term_scale,
+                                   grad_sets, values):
+    n = indptr.shape[0] - 1
+    n_sets = grad_sets.shape[0]
+    for b in prange(n_sets):
+        g = grad_sets[b]
+        for j in range(g.shape[0]):
+            g[j] = 0.0
+        value = 0.0
+        for chunk in range(b * FUSED_CHUNK, n, n_sets * FUSED_CHUNK):
+            for i in range(chunk, min(chunk + FUSED_CHUNK, n)):
+                t0 = term_ptr[i]
+                t1 = term_ptr[i + 1]
+                if t0 == t1:
+                    continue  # no penalty on this row: neither its dose nor its gradient is needed
+                d = _row_dot(indptr, indices, data, x, i, 0, 1) + offset[i]
+                r = 0.0
+                for t in range(t0, t1):
+                    value += _penalty_value(d, term_ref[t], term_kind[t], term_scale[t])
+                    r += _penalty_gradient(d, term_ref[t], term_kind[t], term_scale[t])
+                if r != 0.0:  # an inactive penalty (dose inside its window) adds nothing to D^T g
+                    for e in range(indptr[i], indptr[i + 1]):
+                        g[indices[e]] += r * data[e]
+        values[b] = value
+
+
+def penalty_value_gradient(indptr, indices, data, x, offset, term_ptr, term_ref, term_kind, term_scale,
+                           n_cols: int):
+    """(F, D^T dF/dd) of F = sum over rows i and their penalty terms t of penalty_value(d_i, ref_t, kind_t, scale_t),
+    d = D x + offset, in one pass over D: each row's dose, then its derivative times the row scattered into the
+    gradient. Rows without terms are skipped; rows whose derivative is 0 add nothing. FUSED_BLOCKS row sets, each
+    with its own gradient (summed in a fixed order), so the result does not depend on the thread count."""
+    grad_sets = np.empty((FUSED_BLOCKS, n_cols))
+    values = np.empty(FUSED_BLOCKS)
+    _penalty_value_gradient_kernel(indptr, indices, data, x, offset, term_ptr, term_ref, term_kind, term_scale,
+                                   grad_sets, values)
+    return float(values.sum()), grad_sets.sum(axis=0)
 
 
 @njit(parallel=True, cache=True)

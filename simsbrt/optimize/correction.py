@@ -60,6 +60,14 @@ class CorrectedOperator:
     def T(self):
         return self._op.T
 
+    @property
+    def fuses_penalties(self) -> bool:
+        return bool(getattr(self._op, "fuses_penalties", False))
+
+    def penalty_value_gradient(self, vector, penalties, offset=None):
+        shift = self.correction_gy if offset is None else self.correction_gy + offset
+        return self._op.penalty_value_gradient(vector, penalties, shift)
+
 
 @dataclass(frozen=True, eq=False)
 class FinalPlan:

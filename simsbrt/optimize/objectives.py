@@ -6,7 +6,9 @@ through the influence matrix: dF/dw = D^T (dF/dd). The per-voxel values and grad
 device functions of kernels/device/sparse.py (penalty_value, penalty_gradient), run by the
 target's compiled drivers (simsbrt.optimize.device: numba on the CPU, Numba CUDA on a GPU or in
 the simulator); the array module only sums the per-voxel values, so one evaluation never leaves
-the device and hands the host one scalar.
+the device and hands the host one scalar. On the CPU the same device functions run inside one pass
+over D (RowPenalties, kernels/sparse.penalty_value_gradient): D w, the penalties and D^T of their
+gradient without a second product.
 
 Penalties are normalised by the number of voxels they act on, so a weight means the same for a
 small cord PRV and a large target.
@@ -159,17 +161,60 @@ class FluenceObjective:
         return self.influence @ weights
 
     def value_and_gradient(self, weights):
-        """(value, gradient): the value crosses to the host (one scalar), the gradient stays on the target."""
+        """(value, gradient): the value crosses to the host (one scalar), the gradient stays on the target.
+        On the CPU the dose penalties and D^T of their gradient come from one pass over D (RowPenalties)."""
         target = self.target if self.target is not None else target_of(self.xp)
         xp = target.xp
-        dose = self.dose(weights)
-        total = 0.0
-        grad_dose = xp.zeros_like(dose)
-        for objective in self.dose_objectives:
-            total = total + objective.accumulate(dose, grad_dose, target)
-        grad_w = self.influence.T @ grad_dose
+        penalties = self._row_penalties(target)
+        if penalties is not None:
+            total, grad_w = self.influence.penalty_value_gradient(weights, penalties)
+        else:
+            dose = self.dose(weights)
+            total = 0.0
+            grad_dose = xp.zeros_like(dose)
+            for objective in self.dose_objectives:
+                total = total + objective.accumulate(dose, grad_dose, target)
+            grad_w = self.influence.T @ grad_dose
         for objective in self.weight_objectives:
             value, grad = objective.accumulate(weights, target)
             total = total + value
             grad_w = grad_w + grad
         return target.kernels.host_scalar(total), grad_w
+
+    def _row_penalties(self, target: Target):
+        """The dose objectives as one RowPenalties table when the operator fuses them (built once), else None."""
+        cache = self.__dict__.setdefault("_row_penalties_cache", {})
+        if target.name not in cache:
+            fusable = (getattr(self.influence, "fuses_penalties", False)
+                       and all(isinstance(o, DoseObjective) for o in self.dose_objectives))
+            cache[target.name] = (RowPenalties.of(self.dose_objectives, self.influence.shape[0], target)
+                                  if fusable else None)
+        return cache[target.name]
+
+
+@dataclass(frozen=True, eq=False)
+class RowPenalties:
+    """Every dose objective's penalty as terms per dose row (CSR-like: the terms of row i are ptr[i]:ptr[i + 1],
+    in the objectives' order): reference dose, kind and scale (weight / voxels of the objective), what
+    DoseObjective.accumulate hands penalty_terms, for kernels that evaluate them row by row."""
+
+    ptr: np.ndarray
+    ref_gy: np.ndarray
+    kind: np.ndarray
+    scale: np.ndarray
+
+    @classmethod
+    def of(cls, objectives, n_rows: int, target: Target) -> "RowPenalties":
+        rows, ref, kind, scale = [], [], [], []
+        for objective in objectives:
+            r = np.asarray(target.kernels.to_host(objective._rows_on(target)), dtype=np.int64)
+            rows.append(r)
+            ref.append(np.full(r.size, float(objective.dose_gy)))
+            kind.append(np.full(r.size, int(objective.kind), dtype=np.int64))
+            scale.append(np.full(r.size, float(objective.weight) / r.size))
+        rows = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+        order = np.argsort(rows, kind="stable")   # by row, each row's terms in the objectives' order
+        ptr = np.zeros(n_rows + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=n_rows), out=ptr[1:])
+        pick = (lambda parts, dtype: np.concatenate(parts)[order].astype(dtype) if parts else np.zeros(0, dtype))
+        return cls(ptr, pick(ref, np.float64), pick(kind, np.int64), pick(scale, np.float64))

@@ -179,6 +179,24 @@ class SparseOperator:
     def T(self) -> "_Transposed":
         return _Transposed(self)
 
+    @property
+    def fuses_penalties(self) -> bool:
+        """Whether penalty_value_gradient runs here: the CPU's compiled kernels (the GPU takes the two products)."""
+        return self._scipy is None and hasattr(self.target.kernels, "penalty_value_gradient")
+
+    def penalty_value_gradient(self, vector, penalties: "RowPenalties", offset=None):
+        """(value, gradient) of the per-row penalties at the dose D x (+ offset), in one pass over D
+        (kernels/sparse.penalty_value_gradient): no D^T g product, and rows whose penalties are all inactive
+        are not read a second time."""
+        m = self._m
+        x = np.ascontiguousarray(vector, dtype=np.float64)
+        if x.shape != (self.shape[1],):
+            raise ValueError(f"vector needs shape ({self.shape[1]},), got {x.shape}")
+        shift = np.zeros(self.shape[0]) if offset is None else np.ascontiguousarray(offset, dtype=np.float64)
+        return self.target.kernels.penalty_value_gradient(m.indptr, m.indices, m.data, x, shift, penalties.ptr,
+                                                          penalties.ref_gy, penalties.kind, penalties.scale,
+                                                          self.shape[1])
+
 
 def _narrow_indices(xp, indptr, indices, data, shape):
     """A CSR with uint16 column indices when the matrix has <= 2**16 columns."""
