@@ -27,7 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from simsbrt.backend import Backend, resolve_backend
-from simsbrt.dose.influence import CopiedControlPoints, InfluenceMatrix
+from simsbrt.dose.influence import CopiedControlPoints, InfluenceMatrix, primary_columns
 from simsbrt.dose.machine import BeamModel, load_beam_model
 from simsbrt.errors import SpecError
 from simsbrt.geometry.beamlets import BeamletSet
@@ -272,7 +272,7 @@ def column_map_of(cpi: np.ndarray, column_offsets: np.ndarray) -> np.ndarray:
     same entries with columns shifted by CPI_COL_SHIFT) maps its columns onto the primary's."""
     n_cp = len(column_offsets) - 1
     per_column_cp = np.repeat(np.arange(n_cp), np.diff(column_offsets))
-    primary_column = np.arange(int(column_offsets[-1]), dtype=np.int64) - cpi[per_column_cp, CPI_COL_SHIFT]
+    primary_column = primary_columns(cpi, column_offsets)
     is_representative = cpi[per_column_cp, CPI_PRIMARY] == per_column_cp
     rank = np.cumsum(is_representative) - 1
     return rank[primary_column].astype(np.int64)

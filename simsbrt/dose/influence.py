@@ -32,6 +32,16 @@ import scipy.sparse as sp
 from simsbrt.grid import Grid
 
 
+def primary_columns(cpi: np.ndarray, column_offsets: np.ndarray) -> np.ndarray:
+    """int64 per column: the column of the primary control point (CPI_PRIMARY) whose entries it repeats (itself
+    for a column of a primary control point)."""
+    from simsbrt.kernels.device.influence import CPI_COL_SHIFT
+
+    n_cp = len(column_offsets) - 1
+    per_column_cp = np.repeat(np.arange(n_cp), np.diff(np.asarray(column_offsets)))
+    return np.arange(int(column_offsets[-1]), dtype=np.int64) - np.asarray(cpi)[per_column_cp, CPI_COL_SHIFT]
+
+
 @dataclass(frozen=True, eq=False)
 class CopiedControlPoints:
     """The entries a stored influence matrix leaves out: control point cp with cpi[cp, CPI_PRIMARY] != cp repeats
@@ -45,13 +55,12 @@ class CopiedControlPoints:
 
     @classmethod
     def of(cls, cpi: np.ndarray, counts: np.ndarray, column_offsets: np.ndarray) -> "CopiedControlPoints":
-        from simsbrt.kernels.device.influence import CPI_COL_SHIFT, CPI_PRIMARY
+        from simsbrt.kernels.device.influence import CPI_PRIMARY
 
         cpi = np.asarray(cpi)
         n_cp = cpi.shape[0]
         counts = np.asarray(counts, dtype=np.int64)
-        per_column_cp = np.repeat(np.arange(n_cp), np.diff(np.asarray(column_offsets)))
-        primary_column = np.arange(len(per_column_cp), dtype=np.int64) - cpi[per_column_cp, CPI_COL_SHIFT]
+        primary_column = primary_columns(cpi, column_offsets)
         per_cp = counts.reshape(-1, n_cp).sum(axis=0)   # entries per control point as stored
         n_entries = int(per_cp[cpi[:, CPI_PRIMARY]].sum())
         return cls(cpi, counts, primary_column, n_entries)
