@@ -187,3 +187,18 @@ def _tau(im, options):
     from simsbrt.dose.engine import beamlet_reference_peak_gy
 
     return options.tail_threshold_frac * beamlet_reference_peak_gy(BEAM, im.beamlets.size_mm)
+
+
+def test_writing_the_matrix_does_not_keep_its_expansion(tmp_path):
+    """A file holds every column's entries; writing it leaves the matrix holding only what it stored."""
+    from simsbrt.dose._cudasim_check import tiny_case
+    from simsbrt.io.influence_h5 import read_influence, write_influence
+
+    grid, density, rows, beamlets = tiny_case()
+    im = compute_influence(grid, density, rows, beamlets, BEAM, InfluenceOptions(seed=4))
+    held = im.nbytes
+    write_influence(tmp_path / "m.h5", im)
+    assert im.nbytes == held and im.copies is not None
+    back = read_influence(tmp_path / "m.h5")
+    assert back.nnz == im.nnz
+    np.testing.assert_array_equal(back.matrix.toarray(), im.full_matrix(keep=False).toarray())

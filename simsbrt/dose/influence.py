@@ -99,11 +99,19 @@ class InfluenceMatrix:
     @property
     def matrix(self) -> sp.csr_matrix:
         """Every column's entries (expanded from the stored matrix on first use, then kept)."""
+        return self.full_matrix(keep=True)
+
+    def full_matrix(self, keep: bool = True) -> sp.csr_matrix:
+        """Every column's entries; keep=False expands without keeping the expansion (e.g. to write a file
+        without doubling what a long-lived matrix holds)."""
         if self.copies is None:
             return self.stored_matrix
-        if "matrix" not in self._expanded:
-            self._expanded["matrix"] = self.copies.expand(self.stored_matrix)
-        return self._expanded["matrix"]
+        if "matrix" in self._expanded:
+            return self._expanded["matrix"]
+        full = self.copies.expand(self.stored_matrix)
+        if keep:
+            self._expanded["matrix"] = full
+        return full
 
     @property
     def n_voxels(self) -> int:

@@ -43,7 +43,7 @@ def write_influence(path, im: InfluenceMatrix, input_spec: dict | None = None, b
         g.attrs["spacing_mm"] = np.asarray(im.grid.spacing_mm)
         g.attrs["origin_mm"] = np.asarray(im.grid.origin_mm)
         inf = f.create_group("influence")
-        m = im.matrix
+        m = im.full_matrix(keep=False)   # every column's entries, not kept in the (possibly long-lived) matrix
         _dataset(inf, "data", m.data.astype(np.float32, copy=False))
         _dataset(inf, "indices", m.indices.astype(np.int32, copy=False))
         _dataset(inf, "indptr", m.indptr)
