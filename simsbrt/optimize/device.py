@@ -151,20 +151,17 @@ def dose_rows(influence, weights, target: Target):
 
 
 def _fold_copies(influence, weights, target: Target):
-    """w'[representative] = the summed weight of its copies, 0 elsewhere (same dose; on the target)."""
-    from simsbrt.optimize.columns import ColumnMap
-
+    """w'[p] = the summed weight of every column that repeats column p (InfluenceMatrix.copies; same dose on the
+    matrix as stored; the primary columns on the target once)."""
+    copies = getattr(influence, "copies", None)
+    if copies is None:
+        return weights  # nothing was left out: every column holds its own entries
     cache = _ON_DEVICE.setdefault(influence, {})
-    key = target.name + ":columns"
+    key = target.name + ":primary columns"
     if key not in cache:
-        columns = ColumnMap.of(influence)
-        cache[key] = (target.kernels.to_device(columns.distinct_of), target.kernels.to_device(columns.representatives),
-                      columns.n_distinct)
-    distinct_of, representatives, n_distinct = cache[key]
-    xp = target.xp
-    folded = xp.zeros_like(weights)
-    folded[representatives] = xp.bincount(distinct_of, weights=weights, minlength=n_distinct)
-    return folded
+        cache[key] = target.kernels.to_device(copies.primary_column)
+    primary_column = cache[key]
+    return target.xp.bincount(primary_column, weights=weights, minlength=primary_column.shape[0])
 
 
 def dose_grid(influence, weights, target: Target) -> np.ndarray:

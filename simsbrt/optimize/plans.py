@@ -486,28 +486,12 @@ class _ProblemWithExtra(FluenceProblem):
 
 
 def full_dose_grid(influence, weights, target=None) -> np.ndarray:
-    """influence.dose_grid(weights), on the CPU with the parallel CSR kernel (float64 accumulation, the
-    same sums as scipy's product; scipy would first copy the float32 matrix to float64); on a device
-    target (simsbrt.optimize.device) with its CSR kernel on the matrix kept there."""
-    import scipy.sparse as sp
+    """influence.dose_grid(weights) with the target's parallel CSR kernel (float64 accumulation, the same sums as
+    scipy's product, which would first copy the float32 matrix to float64) on the matrix as stored (a copied
+    control point's weights folded onto its primary's columns; simsbrt.optimize.device.dose_grid)."""
+    from simsbrt.optimize.device import dose_grid, target_of
 
-    if target is not None and target.on_gpu:
-        from simsbrt.optimize.device import dose_grid
-
-        return dose_grid(influence, weights, target)
-
-    m = influence.stored_matrix
-    w = np.ascontiguousarray(weights, dtype=np.float64)
-    if not sp.isspmatrix_csr(m) or w.shape != (m.shape[1],):
-        return influence.dose_grid(weights)
-    w = influence.fold_weights(w)
-    from simsbrt.kernels.sparse import csr_matvec
-
-    rows = np.empty(m.shape[0], dtype=np.float64)
-    csr_matvec(m.indptr, m.indices, m.data, w, rows)
-    out = np.zeros(influence.grid.n_voxels)
-    out[influence.voxel_indices] = rows
-    return out.reshape(influence.grid.shape)
+    return dose_grid(influence, weights, target if target is not None else target_of("cpu"))
 
 
 def _organ_violations(evaluation) -> tuple[str, ...]:
