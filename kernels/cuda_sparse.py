@@ -129,8 +129,9 @@ def _merge_fill_kernel(indptr, indices, data, rows, new_column, out_indptr, out_
         _merge_row_fill(indptr, indices, data, rows[r], new_column, out_indptr[r], out_indices, out_data)
 
 
-def merge_rows(indptr, indices, data, rows, new_column, n_distinct: int):
-    """The selected rows with only the kept columns, renumbered: (indptr, indices, data), on the device."""
+def merge_rows(indptr, indices, data, rows, new_column, n_distinct: int, narrow: bool = False):
+    """The selected rows with only the kept columns, renumbered: (indptr, indices, data), on the device; narrow:
+    16-bit column indices where they fit (kernels/sparse.merged_index_dtypes)."""
     n = rows.shape[0]
     counts = xp.zeros(n, dtype=xp.int64)
     _merge_count_kernel[_grid(n), THREADS](indptr, indices, rows, new_column, counts)
@@ -138,11 +139,13 @@ def merge_rows(indptr, indices, data, rows, new_column, n_distinct: int):
     if n:
         xp.cumsum(counts, out=out_indptr[1:])
     nnz = int(host_scalar(out_indptr[-1]))
-    index_dtype = xp.int32 if max(nnz, n_distinct) < 2**31 else xp.int64
-    out_indices = xp.empty(nnz, dtype=index_dtype)
+    from .sparse import merged_index_dtypes
+
+    indptr_dtype, column_dtype = merged_index_dtypes(xp, nnz, n_distinct, narrow)
+    out_indices = xp.empty(nnz, dtype=column_dtype)
     out_data = xp.empty(nnz, dtype=data.dtype)
     _merge_fill_kernel[_grid(n), THREADS](indptr, indices, data, rows, new_column, out_indptr, out_indices, out_data)
-    return out_indptr.astype(index_dtype), out_indices, out_data
+    return out_indptr.astype(indptr_dtype), out_indices, out_data
 
 
 @cuda.jit(cache=True)

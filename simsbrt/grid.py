@@ -74,3 +74,10 @@ class Grid:
     def contains_index(self, index) -> bool:
         idx = np.asarray(index)
         return bool(np.all(idx >= 0) and np.all(idx <= np.asarray(self.shape) - 1))
+
+    def column_runs(self, flat_indices) -> np.ndarray:
+        """Boundaries (int64, into flat_indices) of its runs of consecutive voxels in one grid column (same x and y
+        index; z varies fastest in the flat index): run r is flat_indices[runs[r]:runs[r + 1]]. Sorted indices
+        make one run per column; any order gives valid (shorter) runs."""
+        column = np.asarray(flat_indices, dtype=np.int64) // self.shape[2]
+        return np.concatenate(([0], np.flatnonzero(np.diff(column)) + 1, [len(column)])).astype(np.int64)

@@ -29,3 +29,14 @@ def test_covering_grid_spans_box():
 def test_bad_grid_names_field(kwargs, field):
     with pytest.raises(SpecError, match=field):
         Grid(**kwargs)
+
+
+def test_column_runs_split_flat_indices_by_grid_column():
+    g = Grid(shape=(3, 2, 4), spacing_mm=(1.0, 1.0, 1.0), origin_mm=(0.0, 0.0, 0.0))
+    flat = np.array([0, 1, 3, 4, 7, 9, 22, 23])            # columns 0, 0, 0, 1, 1, 2, 5, 5
+    np.testing.assert_array_equal(g.column_runs(flat), [0, 3, 5, 6, 8])
+    unsorted = np.array([4, 0, 5])                          # columns 1, 0, 1: three runs, each in one column
+    runs = g.column_runs(unsorted)
+    np.testing.assert_array_equal(runs, [0, 1, 2, 3])
+    assert all(len(set(unsorted[a:b] // 4)) == 1 for a, b in zip(runs[:-1], runs[1:]))
+    np.testing.assert_array_equal(g.column_runs(np.zeros(0, np.int64)), [0, 0])

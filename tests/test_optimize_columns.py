@@ -98,6 +98,31 @@ def test_merged_rows_selects_rows_and_renumbers_columns():
     np.testing.assert_array_equal(Dd.toarray(), expected)
 
 
+def test_merge_writes_16_bit_columns_directly_and_the_truncation_keeps_them():
+    """merge_rows(narrow=True) writes the optimiser's 16-bit column indices itself (no 32-bit copy first), the same
+    entries as the 32-bit merge; compact_csr keeps the index type it is given."""
+    from simsbrt.kernels.sparse import compact_csr, merge_rows
+
+    D, m = _duplicated_matrix(seed=9)
+    cmap = ColumnMap(m)
+    rows = np.array([5, 1, 60, 118, 2])
+    wide = merge_rows(D.indptr, D.indices, D.data, rows, cmap.column_filter(), cmap.n_distinct)
+    narrow = merge_rows(D.indptr, D.indices, D.data, rows, cmap.column_filter(), cmap.n_distinct, narrow=True)
+    assert wide[1].dtype == np.int32 and narrow[1].dtype == np.uint16 and narrow[0].dtype == np.int32
+    for a, b in zip(wide, narrow):
+        np.testing.assert_array_equal(a, b)
+    keep = narrow[2] > np.median(narrow[2])
+    counts = np.add.reduceat(keep, narrow[0][:-1]) if keep.size else np.zeros(len(rows), np.int64)
+    counts[np.diff(narrow[0]) == 0] = 0
+    kept = compact_csr(narrow[0], narrow[1], narrow[2], keep, counts)
+    assert kept[1].dtype == np.uint16
+    expected = sp.csr_matrix((narrow[2], narrow[1].astype(np.int32), narrow[0]), shape=(len(rows), cmap.n_distinct))
+    expected.data[~keep] = 0.0
+    expected.eliminate_zeros()
+    got = sp.csr_matrix((kept[2], kept[1].astype(np.int32), kept[0]), shape=expected.shape)
+    np.testing.assert_array_equal(got.toarray(), expected.toarray())
+
+
 def test_column_map_rejects_gaps_and_the_identity_is_free():
     with pytest.raises(SpecError, match="column_map"):
         ColumnMap(np.array([0, 2, 2]))

@@ -89,3 +89,29 @@ def test_row_penalties_list_each_rows_terms_in_the_objectives_order():
     np.testing.assert_array_equal(table.ref_gy[terms], [3.0, 4.0, 4.5])
     np.testing.assert_allclose(table.scale[terms], [2.0 / 400, 1.0 / 400, 3.0 / 150])
     assert table.ptr[699] == table.ptr[700]                # the last row: no term
+
+
+def test_smoothness_in_one_pass_equals_its_two_csr_products():
+    """The CPU's smoothness term (kernels/sparse.pair_differences) gives the numbers of L w and L^T (L w) through
+    the compiled CSR products, to the bit (same differences, each beamlet's sum in pair order)."""
+    from simsbrt.optimize.device import target_of
+    from simsbrt.optimize.objectives import Smoothness
+
+    rng = np.random.default_rng(11)
+    n = 300
+    pairs = np.unique(np.sort(rng.integers(0, n, size=(1200, 2)), axis=1), axis=0)
+    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+    term = Smoothness(pairs, n, weight=0.7)
+    cpu = target_of(np)
+    operator = term._operator(cpu)
+    for seed in range(3):
+        w = np.random.default_rng(seed).uniform(0.0, 3.0, n)
+        value, grad = term.accumulate(w, cpu)
+        diff = operator @ w
+        assert value == (0.7 / len(pairs)) * np.einsum("i,i->", diff, diff)
+        np.testing.assert_array_equal(grad, (2.0 * 0.7 / len(pairs)) * (operator.T @ diff))
+    # and against a float64 reference of ||L w||^2 / n_pairs
+    dense = np.zeros((len(pairs), n))
+    dense[np.arange(len(pairs)), pairs[:, 0]] = 1.0
+    dense[np.arange(len(pairs)), pairs[:, 1]] = -1.0
+    np.testing.assert_allclose(grad, 2.0 * 0.7 / len(pairs) * dense.T @ (dense @ w), rtol=1e-12, atol=1e-14)

@@ -1,9 +1,10 @@
 """Pencil-beam dose engine: (grid, density, rows, beamlets, beam model) -> InfluenceMatrix.
 
 Stages (each timed): radiological depth of every row voxel from every distinct source position
-(exact Siddon ray tracing, kernels/device/raytrace.py); counting the entries of every
-(voxel, control point) pair; filling them into preallocated CSR arrays (both passes run the
-same device routine, kernels/device/influence.py); assembling the scipy matrix. A control point
+(exact Siddon ray tracing, kernels/device/raytrace.py; on the CPU walked by grid column, the same
+numbers); counting the entries of every (voxel, control point) pair; filling them into
+preallocated CSR arrays (both passes run the same device routine, kernels/device/influence.py);
+assembling the scipy matrix. A control point
 copied from another (the cw and ccw arcs at a shared angle) is stored once (InfluenceMatrix.copies).
 
 Head scatter: each control point's beamlets get Sc of the open aperture of that control point
@@ -216,7 +217,11 @@ def compute_influence(grid: Grid, density: np.ndarray, rows: np.ndarray, beamlet
         timings["compile_s"] = cuda_self_test(backend.device).seconds
 
     t0 = time.perf_counter()
-    depths = drv.radiological_depths(points, sources, origin, spacing, shape, density.ravel())
+    if hasattr(drv, "column_radiological_depths"):   # the same numbers, the x / y crossings walked once per column
+        depths = drv.column_radiological_depths(points, grid.column_runs(rows), sources, origin, spacing, shape,
+                                                density.ravel())
+    else:
+        depths = drv.radiological_depths(points, sources, origin, spacing, shape, density.ravel())
     timings["depth_s"] = time.perf_counter() - t0
 
     # the copied control points are not built (InfluenceMatrix.copies repeats them when the expanded matrix is

@@ -175,8 +175,7 @@ class DoseGeometry:
     def columns(self, start: int, stop: int) -> np.ndarray:
         """Boundaries (into the chunk) of the runs of voxels[start:stop] in one grid column (same x, y; the
         voxels are sorted, z varies fastest)."""
-        column = self.voxels[start:stop] // self.grid.shape[2]
-        return np.concatenate(([0], np.flatnonzero(np.diff(column)) + 1, [stop - start])).astype(np.int64)
+        return self.grid.column_runs(self.voxels[start:stop])
 
     def depths(self, drv, start: int, points: np.ndarray):
         if start in self.depth_cache:

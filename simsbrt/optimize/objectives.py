@@ -127,13 +127,21 @@ class Smoothness:
         return target_of(xp).kernels.host_scalar(value), grad
 
     def accumulate(self, weights, target: Target):
-        """(value as a target scalar, gradient): L w and L^T (L w) through the target's CSR products."""
+        """(value as a target scalar, gradient): L w and L^T (L w), in one pass on the CPU (kernels/sparse.py
+        pair_differences), through the target's CSR products on a device."""
         n = max(self.difference.shape[0], 1)
-        L = self._operator(target)
-        diff = L @ weights
+        kernels = target.kernels
+        if hasattr(kernels, "pair_differences"):
+            x = np.ascontiguousarray(weights, dtype=np.float64)
+            diff = np.empty(len(self.pairs))
+            lt_diff = np.empty(self.n_beamlets)
+            kernels.pair_differences(x, self.pairs[:, 0], self.pairs[:, 1], diff, lt_diff)
+        else:
+            L = self._operator(target)
+            diff = L @ weights
+            lt_diff = L.T @ diff
         value = (self.weight / n) * vector_dot(target.xp)(diff, diff)
-        grad = (2.0 * self.weight / n) * (L.T @ diff)
-        return value, grad
+        return value, (2.0 * self.weight / n) * lt_diff
 
     def _operator(self, target: Target):
         """The difference operator on the target, built (and copied to a device) once."""

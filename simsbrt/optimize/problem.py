@@ -274,7 +274,7 @@ def _merged_operator(influence, used_idx: np.ndarray, columns: ColumnMap, target
     k = target.kernels
     indptr, indices, data = k.merge_rows(full.indptr, full.indices, full.data,
                                          k.to_device(np.ascontiguousarray(used_idx, dtype=np.int64)),
-                                         k.to_device(columns.column_filter()), columns.n_distinct)
+                                         k.to_device(columns.column_filter()), columns.n_distinct, narrow=True)
     return SparseOperator.on_target(DeviceCSR(indptr, indices, data, (len(used_idx), columns.n_distinct)), target)
 
 

@@ -79,12 +79,14 @@ def truncate(problem, frac: float, organ_structures: tuple[str, ...], organ_frac
     """D_t of the problem's operator: entries >= frac * column peak; in the organ structures' rows
     entries >= organ_frac * column peak (0: every entry)."""
     from simsbrt.kernels.sparse import compact_csr
+    from simsbrt.optimize.device import DeviceCSR
     from simsbrt.optimize.problem import SparseOperator
 
     indptr, indices, data, keep, counts, peak, _ = _kept_entries(problem, frac, organ_structures, organ_frac)
-    kept_indptr, kept_indices, kept_data = compact_csr(indptr, indices, data, keep, counts)
-    kept = sp.csr_matrix((kept_data, kept_indices, kept_indptr), shape=tuple(problem.operator.shape))
-    operator = SparseOperator(kept, target=problem.target)
+    kept = compact_csr(indptr, indices, data, keep, counts)   # the operator's own index types (16-bit columns)
+    target = target_of(problem.target if problem.target is not None else problem.xp)
+    operator = SparseOperator.on_target(DeviceCSR(*(target.kernels.to_device(a) for a in kept),
+                                                  tuple(problem.operator.shape)), target)
     return TruncatedMatrix(operator, float(frac), tuple(organ_structures), float(organ_frac), peak, int(data.size))
 
 

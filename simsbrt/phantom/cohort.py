@@ -21,7 +21,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import norm
+from scipy.special import ndtri   # the standard normal quantile (scipy.stats.norm.ppf, without importing scipy.stats)
 
 from simsbrt.errors import SpecError
 from simsbrt.io.atomic import write_text_atomic
@@ -63,7 +63,7 @@ def _expand(counts: dict) -> list:
 
 def _gtv_volumes(rng, n: int) -> np.ndarray:
     u = (np.arange(n) + rng.uniform(size=n)) / n
-    vols = GTV_MEDIAN_CC * np.exp(GTV_SIGMA_LN * norm.ppf(u))
+    vols = GTV_MEDIAN_CC * np.exp(GTV_SIGMA_LN * ndtri(u))
     return np.round(np.clip(vols, *GTV_CLIP_CC), 2)
 
 
