@@ -77,7 +77,10 @@ def time_breakdown(plans: dict) -> str:
     for p in plans.values():
         for key, value in p.get("timing_s", {}).items():
             t[key] = max(t.get(key, 0.0), value)
-    once = [("influence matrix", "dose_s"), ("optimisation matrix", "problem_s"), ("truncated copy", "truncation_s"),
+    # dose_s: the influence matrix, with the depth trace of every body voxel when one ran first (depth_trace_s,
+    # shared with the exact final-dose pass, which then only sums the doses)
+    once = [("depth trace of the body", "depth_trace_s"), ("influence matrix (with the depth trace)", "dose_s"),
+            ("optimisation matrix", "problem_s"), ("truncated copy", "truncation_s"),
             ("exact final-dose pass", "final_dose_s")]
     parts = [f"{label} {t[key]:.1f} s" for label, key in once if key in t]
     for mode in PLANS:

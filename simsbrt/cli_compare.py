@@ -137,7 +137,8 @@ def plan_inputs_from_args(args, progress, modes=PLAN_ORDER):
     phantom = load_phantom_source(args.phantom)
     for note in check_protocol(settings, phantom, modes):
         progress(note)
-    progress(f"influence matrix of {phantom.spec.name} ({phantom.grid.n_voxels} voxels), computed once ...")
+    progress(f"radiological depths and influence matrix of {phantom.spec.name} ({phantom.grid.n_voxels} voxels), "
+             "computed once ...")
     inputs = prepare_plan_inputs(phantom, arc_set, args.backend)
     step(progress, f"{inputs.influence.n_voxels} rows x {inputs.influence.n_beamlets} beamlets in "
                    f"{inputs.timings_s['dose_s']:.1f} s")

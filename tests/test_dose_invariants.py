@@ -202,3 +202,36 @@ def test_writing_the_matrix_does_not_keep_its_expansion(tmp_path):
     back = read_influence(tmp_path / "m.h5")
     assert back.nnz == im.nnz
     np.testing.assert_array_equal(back.matrix.toarray(), im.full_matrix(keep=False).toarray())
+
+
+def test_influence_rows_take_the_final_doses_depths():
+    """prepare_plan_inputs traces every body voxel's depths once (the final dose's DoseGeometry) and the influence
+    matrix's rows take theirs from there: the same matrix, entry for entry, as one that traces its own rows, and the
+    exact final dose does not trace again (its depths are all kept). Wrong depths are refused by name."""
+    import simsbrt.dose.final as final
+    from simsbrt.dose.engine import exact_row_mask
+    from simsbrt.errors import SpecError
+    from simsbrt.tiny_case import tiny_inputs
+
+    inputs = tiny_inputs("cpu")
+    geometry = inputs.cache["final_dose_geometry"]
+    influence = inputs.influence
+    n_chunks = -(-len(geometry.voxels) // final.CHUNK_VOXELS)
+    assert len(geometry.depth_cache) == n_chunks
+    ph = inputs.phantom
+    rows = np.asarray(influence.voxel_indices)
+    own = compute_influence(ph.grid, ph.density, rows, influence.beamlets, None, InfluenceOptions(), "cpu",
+                            exact_rows=exact_row_mask(rows, ph.structures))
+    a, b = influence.stored_matrix, own.stored_matrix
+    np.testing.assert_array_equal(a.indptr, b.indptr)
+    np.testing.assert_array_equal(a.indices, b.indices)
+    np.testing.assert_array_equal(a.data, b.data)
+    n_sources = len(geometry.sources)
+    flat = compute_influence(ph.grid, ph.density, rows, influence.beamlets, None, InfluenceOptions(), "cpu",
+                             exact_rows=exact_row_mask(rows, ph.structures),
+                             depths=np.zeros((len(rows), n_sources), np.float32))
+    assert flat.stored_matrix.data.sum() != b.data.sum()        # the given depths are the ones used
+    with pytest.raises(SpecError, match="depths"):
+        compute_influence(ph.grid, ph.density, rows, influence.beamlets, None, InfluenceOptions(), "cpu",
+                          depths=np.zeros((len(rows), 2), np.float32))
+    assert geometry.voxel_depths(np.array([-5])) is None       # not a voxel of the geometry: traced by the caller

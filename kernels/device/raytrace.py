@@ -227,13 +227,31 @@ def _column_xy_walk(i, j, step_i, step_j, next_x, next_y, dax, day, a_out, nx, n
 
 
 def _merged_z_walk(seg_len, a_in, a_out, k, step_k, next_z, daz, nz, density, xy_alpha, xy_flat):
-    """trace_ray's loop with the x / y states read from the column's walk."""
+    """trace_ray's loop with the x / y states read from the column's walk.
+
+    Most steps cross an x / y plane before the next z plane and before the end: for those trace_ray's step reduces
+    to length = (a_xy - a_cur) seg_len, the next x / y state, k unchanged (a_next = a_xy, a_end = a_xy, no end, no
+    z step). The inner loop takes such runs of steps without the other tests, the same operations on the same
+    values, so the sum is the same to the bit; every other step is trace_ray's as written."""
     total = 0.0
     a_cur = a_in
     e = 0
     flat_xy = xy_flat[0]
     while True:
+        limit = min(next_z, a_out - RAY_EPS)
+        cell = flat_xy * nz + k
         a_xy = xy_alpha[e]
+        while a_xy < limit:   # a_xy < next_z and a_xy < a_out - RAY_EPS: an x / y step only
+            length = (a_xy - a_cur) * seg_len
+            if length > 0.0:
+                total += length * density[cell]
+            a_cur = a_xy
+            e += 1
+            flat_xy = xy_flat[e]
+            if flat_xy < 0:
+                return total
+            cell = flat_xy * nz + k
+            a_xy = xy_alpha[e]
         a_next = min(a_xy, next_z)
         a_end = a_next if a_next < a_out else a_out
         length = (a_end - a_cur) * seg_len

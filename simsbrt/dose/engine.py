@@ -172,11 +172,14 @@ def _drivers(backend: Backend):
 
 def compute_influence(grid: Grid, density: np.ndarray, rows: np.ndarray, beamlets: BeamletSet,
                       beam: BeamModel | None = None, options: InfluenceOptions = InfluenceOptions(),
-                      backend: str | Backend | None = "cpu", exact_rows: np.ndarray | None = None) -> InfluenceMatrix:
+                      backend: str | Backend | None = "cpu", exact_rows: np.ndarray | None = None,
+                      depths: np.ndarray | None = None) -> InfluenceMatrix:
     """Influence matrix of the given row voxels (flat indices) and beamlets.
 
     exact_rows (bool per row, optional): rows computed without sampling whatever the options
     (simsbrt.dose.engine.exact_row_mask gives the cord, its PRV and the thecal sac).
+    depths (optional, CPU): the rows' radiological depths already traced (float32, rows x distinct sources in the
+    order of _control_point_tables: simsbrt.dose.final.DoseGeometry.voxel_depths), instead of tracing them here.
     """
     t_start = time.perf_counter()
     backend = resolve_backend(backend)
@@ -217,7 +220,12 @@ def compute_influence(grid: Grid, density: np.ndarray, rows: np.ndarray, beamlet
         timings["compile_s"] = cuda_self_test(backend.device).seconds
 
     t0 = time.perf_counter()
-    if hasattr(drv, "column_radiological_depths"):   # the same numbers, the x / y crossings walked once per column
+    if depths is not None:
+        depths = np.asarray(depths)
+        if backend.name != "cpu" or depths.shape != (len(rows), len(sources)) or depths.dtype != np.float32:
+            raise SpecError("depths", f"needs float32 depths of shape ({len(rows)}, {len(sources)}) on the CPU, "
+                                      f"got {depths.dtype} {depths.shape} ({backend.name})")
+    elif hasattr(drv, "column_radiological_depths"):   # the same numbers, the x / y crossings walked once per column
         depths = drv.column_radiological_depths(points, grid.column_runs(rows), sources, origin, spacing, shape,
                                                 density.ravel())
     else:

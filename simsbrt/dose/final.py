@@ -177,6 +177,29 @@ class DoseGeometry:
         voxels are sorted, z varies fastest)."""
         return self.grid.column_runs(self.voxels[start:stop])
 
+    def voxel_depths(self, flat_indices) -> np.ndarray | None:
+        """The radiological depths (float32, (voxels, sources), the sources of simsbrt.dose.engine's control-point
+        tables) of some of the geometry's voxels (flat grid indices), from the depths of every voxel, traced once
+        and kept: the influence matrix's rows take theirs from here, so the final dose does not trace them again.
+        None where the depths are not kept (caches_depths, CPU only) or a voxel is not one of the geometry's."""
+        if not self.caches_depths or self.backend.name != "cpu":
+            return None
+        from simsbrt.dose.engine import _drivers
+
+        flat = np.asarray(flat_indices, dtype=np.int64)
+        at = np.searchsorted(self.voxels, flat)
+        if flat.ndim != 1 or np.any(at >= len(self.voxels)) or np.any(self.voxels[np.minimum(at, len(self.voxels) - 1)]
+                                                                      != flat):
+            return None
+        drv = _drivers(self.backend)
+        out = np.empty((len(flat), len(self.sources)), dtype=np.float32)
+        for start in range(0, len(self.voxels), CHUNK_VOXELS):
+            stop = min(start + CHUNK_VOXELS, len(self.voxels))
+            depths = self.depths(drv, start, self.points(start, stop))
+            mine = np.flatnonzero((at >= start) & (at < stop))
+            out[mine] = depths[at[mine] - start]
+        return out
+
     def depths(self, drv, start: int, points: np.ndarray):
         if start in self.depth_cache:
             return self.depth_cache[start]

@@ -66,7 +66,8 @@ def run_plan(args) -> int:
         print(f"simsbrt plan: {note}", file=sys.stderr, flush=True)
     arc_set = load_arc_set(args.arcs) if args.arcs else default_arc_set()
     with Progress("plan", 1 + plan_steps(args.mode, settings.n_bisections), quiet=args.quiet) as progress:
-        progress(f"influence matrix of {phantom.spec.name} ({phantom.grid.n_voxels} voxels) ...")
+        progress(f"radiological depths and influence matrix of {phantom.spec.name} "
+                 f"({phantom.grid.n_voxels} voxels) ...")
         inputs = prepare_plan_inputs(phantom, arc_set, args.backend)
         step(progress, f"{inputs.influence.n_voxels} rows x {inputs.influence.n_beamlets} beamlets in "
                        f"{inputs.timings_s['dose_s']:.1f} s; optimising ({args.mode}) ...")

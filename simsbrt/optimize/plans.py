@@ -270,12 +270,25 @@ def prepare_plan_inputs(phantom, arc_set=None, backend: str | Backend | None = "
     beamlets = build_beamlets(arc_set, phantom.grid, phantom.structures["PTV"])
     geometry_s = time.perf_counter() - t0
     engine_backend = backend.name if backend.name in ("cpu", "cuda", "cudasim") else "cpu"
+    cache, timings, depths = {}, {"geometry_s": geometry_s}, None
+    if backend.name == "cpu":
+        # the exact final dose traces every body voxel's depths anyway: trace them once, before the influence
+        # matrix, whose rows take theirs from there (simsbrt.dose.final.DoseGeometry.voxel_depths)
+        from simsbrt.dose.final import DoseGeometry
+
+        t0 = time.perf_counter()
+        geometry = DoseGeometry.build(phantom, beamlets, "cpu")
+        depths = geometry.voxel_depths(rows)
+        if depths is not None:
+            cache["final_dose_geometry"] = geometry
+            timings["depth_trace_s"] = time.perf_counter() - t0
     influence = compute_influence(phantom.grid, phantom.density, rows, beamlets, None,
                                   influence_options or InfluenceOptions(), engine_backend,
-                                  exact_rows=exact_row_mask(rows, phantom.structures))
-    return PlanInputs(phantom, arc_set, influence, backend,
-                      {"geometry_s": geometry_s, "dose_s": float(influence.timings_s.get("total_s", 0.0)),
-                       **({"compile_s": influence.timings_s["compile_s"]} if "compile_s" in influence.timings_s else {})})
+                                  exact_rows=exact_row_mask(rows, phantom.structures), depths=depths)
+    timings["dose_s"] = float(influence.timings_s.get("total_s", 0.0)) + timings.get("depth_trace_s", 0.0)
+    if "compile_s" in influence.timings_s:
+        timings["compile_s"] = influence.timings_s["compile_s"]
+    return PlanInputs(phantom, arc_set, influence, backend, timings, cache)
 
 
 # ------------------------------------------------------------------ protocols
