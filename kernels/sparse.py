@@ -105,12 +105,15 @@ def _penalty_value_gradient_kernel(indptr, indices, data, x, offset, term_ptr, t
 
 
 def penalty_value_gradient(indptr, indices, data, x, offset, term_ptr, term_ref, term_kind, term_scale,
-                           n_cols: int):
+                           n_cols: int, grad_sets=None):
     """(F, D^T dF/dd) of F = sum over rows i and their penalty terms t of penalty_value(d_i, ref_t, kind_t, scale_t),
     d = D x + offset, in one pass over D: each row's dose, then its derivative times the row scattered into the
     gradient. Rows without terms are skipped; rows whose derivative is 0 add nothing. FUSED_BLOCKS row sets, each
-    with its own gradient (summed in a fixed order), so the result does not depend on the thread count."""
-    grad_sets = np.empty((FUSED_BLOCKS, n_cols))
+    with its own gradient (summed in a fixed order), so the result does not depend on the thread count.
+    grad_sets: the row sets' gradients, (FUSED_BLOCKS, n_cols) float64 scratch kept by the caller between calls (the
+    kernel clears it), so that each evaluation does not write 2 MB of fresh memory; None: a new one."""
+    if grad_sets is None or grad_sets.shape != (FUSED_BLOCKS, n_cols):
+        grad_sets = np.empty((FUSED_BLOCKS, n_cols))
     values = np.empty(FUSED_BLOCKS)
     _penalty_value_gradient_kernel(indptr, indices, data, x, offset, term_ptr, term_ref, term_kind, term_scale,
                                    grad_sets, values)

@@ -192,10 +192,15 @@ class SparseOperator:
         x = np.ascontiguousarray(vector, dtype=np.float64)
         if x.shape != (self.shape[1],):
             raise ValueError(f"vector needs shape ({self.shape[1]},), got {x.shape}")
-        shift = np.zeros(self.shape[0]) if offset is None else np.ascontiguousarray(offset, dtype=np.float64)
-        return self.target.kernels.penalty_value_gradient(m.indptr, m.indices, m.data, x, shift, penalties.ptr,
-                                                          penalties.ref_gy, penalties.kind, penalties.scale,
-                                                          self.shape[1])
+        kernels = self.target.kernels
+        # scratch reused by every evaluation on this operator (fresh memory is slow to write: docs/speed.md)
+        scratch = self.__dict__.setdefault("_penalty_scratch", {})
+        if "grad_sets" not in scratch:
+            scratch["grad_sets"] = np.empty((kernels.FUSED_BLOCKS, self.shape[1]))
+            scratch["zero_shift"] = np.zeros(self.shape[0])
+        shift = scratch["zero_shift"] if offset is None else np.ascontiguousarray(offset, dtype=np.float64)
+        return kernels.penalty_value_gradient(m.indptr, m.indices, m.data, x, shift, penalties.ptr, penalties.ref_gy,
+                                              penalties.kind, penalties.scale, self.shape[1], scratch["grad_sets"])
 
 
 def _narrow_indices(xp, indptr, indices, data, shape):
