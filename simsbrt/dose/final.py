@@ -188,8 +188,7 @@ class DoseGeometry:
 
         flat = np.asarray(flat_indices, dtype=np.int64)
         at = np.searchsorted(self.voxels, flat)
-        if flat.ndim != 1 or np.any(at >= len(self.voxels)) or np.any(self.voxels[np.minimum(at, len(self.voxels) - 1)]
-                                                                      != flat):
+        if flat.ndim != 1 or np.any(at >= len(self.voxels)) or not np.array_equal(self.voxels[at], flat):
             return None
         drv = _drivers(self.backend)
         out = np.empty((len(flat), len(self.sources)), dtype=np.float32)
